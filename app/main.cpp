@@ -1,0 +1,129 @@
+// mqttd: reads its configuration, starts the broker (and, through the configuration's
+// backend.pgsql.* keys, the PostgreSQL backend), and runs until SIGINT or SIGTERM.
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <climits>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "broker/broker.hpp"
+#include "broker/log.hpp"
+#include "conf/password_file.hpp"
+#include "conf/settings.hpp"
+
+namespace {
+
+constexpr std::string_view usage =
+    "usage: mqttd -c FILE [-c FILE ...]\n"
+    "  -c FILE   an EMQX-style configuration file (key = value); later files override earlier ones\n"
+    "  -h        this help\n"
+    "  -v        the version\n";
+
+std::string hostname() {
+    char buf[HOST_NAME_MAX + 1] = {};
+    if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+    return buf;
+}
+
+mqttd::broker_options broker_options_from(const conf::broker_settings& s) {
+    mqttd::broker_options o;
+    o.listeners.clear();
+    for (const auto& l : s.listeners) {
+        if (l.type != conf::listener::kind::tcp) {
+            mqttd::log::warning("listener.ws.{}: WebSocket listeners are not served yet", l.name);
+            continue;
+        }
+        o.listeners.push_back({mqttd::listener_options::kind::tcp, l.address, l.port});
+    }
+    o.node_name = s.node_name;
+    o.threads = s.threads ? s.threads : std::max(1u, std::thread::hardware_concurrency());
+    o.max_packet_size = s.max_packet_size;
+    o.max_clientid_len = s.max_clientid_len;
+    o.max_inflight = s.max_inflight;
+    o.max_mqueue_len = s.max_mqueue_len ? s.max_mqueue_len : SIZE_MAX;
+    o.max_mqueue_bytes = s.max_mqueue_bytes;
+    o.mqueue_store_qos0 = s.mqueue_store_qos0;
+    o.session_expiry_interval =
+        static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(s.session_expiry_interval).count());
+    o.keepalive_backoff = s.keepalive_backoff;
+    o.max_awaiting_rel = s.max_awaiting_rel;
+    o.max_topic_alias = s.max_topic_alias;
+    o.retain_available = s.retain_available;
+    o.wildcard_subscription = s.wildcard_subscription;
+    o.shared_subscription = s.shared_subscription;
+    o.max_qos_allowed = s.max_qos_allowed;
+    o.server_keepalive = s.server_keepalive;
+    o.allow_anonymous = s.allow_anonymous;
+    if (!s.password_file.empty()) o.passwords = conf::read_password_file(s.password_file);
+    o.sys_interval = std::chrono::duration_cast<std::chrono::seconds>(s.sys_interval);
+    return o;
+}
+
+mqttd::log::level log_level_from(conf::log_level l) {
+    switch (l) {
+        case conf::log_level::debug: return mqttd::log::level::debug;
+        case conf::log_level::info: return mqttd::log::level::info;
+        case conf::log_level::warning: return mqttd::log::level::warning;
+        case conf::log_level::error: return mqttd::log::level::error;
+    }
+    return mqttd::log::level::info;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> files;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (a == "-c" && i + 1 < argc) {
+            files.emplace_back(argv[++i]);
+        } else if (a == "-h" || a == "--help") {
+            std::fputs(usage.data(), stdout);
+            return 0;
+        } else if (a == "-v" || a == "--version") {
+            std::puts("mqttd " MQTTD_VERSION);
+            return 0;
+        } else {
+            std::fprintf(stderr, "mqttd: unexpected argument '%s'\n%s", argv[i], usage.data());
+            return 2;
+        }
+    }
+    if (files.empty()) {
+        std::fputs(usage.data(), stderr);
+        return 2;
+    }
+
+    mqttd::broker_options options;
+    try {
+        auto settings = conf::load_settings(files, hostname());
+        mqttd::log::threshold = log_level_from(settings.broker.log);
+        options = broker_options_from(settings.broker);
+    } catch (const conf::config_error& e) {
+        std::fprintf(stderr, "mqttd: configuration error: %s\n", e.what());
+        return 2;
+    }
+
+    try {
+        mqttd::broker b(std::move(options));
+        b.start();
+
+        boost::asio::io_context signals_ctx;
+        boost::asio::signal_set signals(signals_ctx, SIGINT, SIGTERM);
+        signals.async_wait([&](const boost::system::error_code&, int sig) {
+            mqttd::log::info("signal {}: shutting down", sig);
+            b.stop();
+        });
+        signals_ctx.run();
+        b.wait();
+    } catch (const std::exception& e) {
+        mqttd::log::error("cannot start: {}", e.what());
+        return 1;
+    }
+    mqttd::log::info("stopped");
+    return 0;
+}

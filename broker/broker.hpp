@@ -1,0 +1,100 @@
+#pragma once
+// The broker: the shared state every connection works on (sessions, subscriptions,
+// retained messages, hooks, counters) and the threads that run the connections, one
+// io_context per thread.
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/hooks.hpp"
+#include "broker/options.hpp"
+#include "broker/retained_store.hpp"
+#include "broker/router.hpp"
+#include "broker/session_registry.hpp"
+#include "broker/stats.hpp"
+#include "broker/topic_tree.hpp"
+
+namespace mqttd {
+
+class connection;
+class listener;
+
+class broker final : public broker_api {
+public:
+    explicit broker(broker_options opts);
+    ~broker() override;
+    broker(const broker&) = delete;
+    broker& operator=(const broker&) = delete;
+
+    // Opens the listeners (throws if one cannot be bound) and starts the threads.
+    void start();
+    // Asks every connection to close and the threads to finish; thread-safe.
+    void stop();
+    // Blocks until the threads have finished after stop().
+    void wait();
+
+    // The bound ports of the listeners, in configuration order (useful with port 0).
+    std::vector<std::uint16_t> ports() const;
+
+    const broker_options& options() const noexcept { return opts_; }
+    hook_bus& hooks() noexcept { return hooks_; }
+    session_registry& sessions() noexcept { return sessions_; }
+    topic_tree<session_ptr>& subscriptions() noexcept { return tree_; }
+    retained_store& retained() noexcept { return retained_; }
+    mqttd::router& router() noexcept { return router_; }
+    mqttd::stats& counters() noexcept { return stats_; }
+    std::chrono::steady_clock::time_point started_at() const noexcept { return started_at_; }
+
+    // A unique message id (EMQX's msgid column holds up to 60 characters).
+    std::string next_msgid();
+
+    // Every open connection, so that stop() can close them.
+    void add_connection(const std::shared_ptr<connection>& c);
+    void remove_connection(const connection* c);
+
+    // Subscribes a session to one filter, queues the retained messages the subscription
+    // asks for, and returns the SUBACK reason code (granted QoS, or a failure >= 0x80).
+    // `v5_rules` refuses what this broker does not offer with the 5.0 reason codes.
+    std::uint8_t add_subscription(const session_ptr& s, const mqtt::subscription& sub, std::uint32_t sub_id,
+                                  bool v5_rules);
+
+    // broker_api
+    bool subscribe(const std::string& clientid, const std::vector<mqtt::subscription>& subs) override;
+    bool deliver(const std::string& clientid, const std::vector<message_ptr>& msgs, mqtt::qos qos,
+                 bool retained) override;
+    const std::string& node_name() const override { return opts_.node_name; }
+
+    // The io_context a new connection goes to (round robin).
+    boost::asio::io_context& next_context();
+
+private:
+    void housekeeping();  // session expiry sweep and $SYS, on the first context
+
+    broker_options opts_;
+    hook_bus hooks_;
+    stats stats_;
+    topic_tree<session_ptr> tree_;
+    retained_store retained_;
+    mqttd::router router_;
+    session_registry sessions_;
+
+    std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+    std::vector<std::thread> threads_;
+    std::vector<std::shared_ptr<listener>> listeners_;
+    std::atomic<std::size_t> next_context_{0};
+    std::atomic<bool> stopping_{false};
+    std::chrono::steady_clock::time_point started_at_;
+    std::atomic<std::uint64_t> msg_counter_{0};
+    std::string msgid_prefix_;
+
+    mutable std::mutex connections_mutex_;
+    std::unordered_map<const connection*, std::weak_ptr<connection>> connections_;
+};
+
+}  // namespace mqttd

@@ -1,0 +1,118 @@
+#pragma once
+// One client's network connection: reads bytes into the decoder, applies MQTT's rules
+// to each packet, and writes through one queue that gathers everything pending into a
+// single write. Everything here runs on the connection's own io_context thread; other
+// threads reach it only through wake(), taken_over() and shutdown(), which post.
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/async_signal.hpp"
+#include "broker/hooks.hpp"
+#include "broker/session.hpp"
+#include "protocol/decoder.hpp"
+#include "protocol/packet.hpp"
+
+namespace mqttd {
+
+class broker;
+
+class connection final : public session_owner, public std::enable_shared_from_this<connection> {
+public:
+    connection(broker& b, boost::asio::ip::tcp::socket socket);
+    ~connection() override;
+
+    void start();
+
+    // session_owner (thread-safe)
+    void wake() override;
+    void taken_over() override;
+    // Server shutting down: DISCONNECT 0x8B for 5.0 clients, then close (thread-safe).
+    void shutdown();
+
+    const client_info& client() const noexcept { return client_; }
+
+private:
+    using clock = std::chrono::steady_clock;
+
+    boost::asio::awaitable<void> read_loop();
+    boost::asio::awaitable<void> write_loop();
+    boost::asio::awaitable<void> keepalive_loop();
+
+    void on_packet(mqtt::packet& p);
+    void on_connect(mqtt::connect& c);
+    void on_publish(mqtt::publish& p);
+    void on_puback(const mqtt::puback& a);
+    void on_pubrec(const mqtt::pubrec& a);
+    void on_pubrel(const mqtt::pubrel& a);
+    void on_pubcomp(const mqtt::pubcomp& a);
+    void on_subscribe(const mqtt::subscribe& s);
+    void on_unsubscribe(const mqtt::unsubscribe& u);
+    void on_disconnect(const mqtt::disconnect& d);
+    void on_decode_error(std::error_code ec);
+
+    void refuse_connect(mqtt::reason_code rc);
+    bool authenticate(const mqtt::connect& c) const;
+
+    void send(const mqtt::packet& p);
+    // Moves deliveries from the session into the write buffer.
+    void pull_from_session();
+    void append_publish(const session::publish_out& po);
+    // The publisher's acks, released in the order the publishes came in.
+    void queue_ack(std::uint16_t id, mqtt::packet_type type, const std::shared_ptr<bool>& released);
+    void flush_acks();
+
+    // Protocol violation or server-side close: 5.0 clients get DISCONNECT with the
+    // reason first. The will is published unless the client disconnected normally.
+    void close(std::optional<mqtt::reason_code> reason);
+    void finish();
+    void publish_will();
+
+    bool v5() const noexcept { return version_ == mqtt::protocol_version::v5; }
+
+    broker& broker_;
+    boost::asio::ip::tcp::socket socket_;
+    boost::asio::any_io_executor executor_;
+    mqtt::decoder decoder_;
+    async_signal write_signal_;
+    async_signal resume_signal_;  // reading resumes when acks are released
+    boost::asio::steady_timer keepalive_timer_;
+
+    std::string out_;       // pending bytes, swapped into the write
+    bool closing_ = false;  // flush what is pending, then close
+    bool closed_ = false;
+    bool finished_ = false;
+    bool connected_ = false;  // CONNECT accepted
+    bool write_loop_done_ = false;
+    std::atomic<bool> wake_posted_{false};
+
+    mqtt::protocol_version version_ = mqtt::protocol_version::v311;
+    client_info client_;
+    std::optional<mqtt::will_message> will_;
+    clock::time_point last_rx_;
+    clock::duration keepalive_limit_{};  // zero: no keep-alive
+
+    session_ptr session_;
+    std::uint64_t generation_ = 0;
+    std::uint16_t send_window_ = 0;           // min(broker's max_inflight, client's Receive Maximum)
+    std::uint32_t client_max_packet_ = 0;     // 0: no limit from the client
+    std::uint16_t receive_maximum_ = 0;       // what we allow the client (5.0)
+    std::unordered_map<std::uint16_t, std::string> topic_aliases_;  // inbound, this connection only
+
+    struct pending_ack {
+        std::uint16_t id;
+        mqtt::packet_type type;
+        std::shared_ptr<bool> released;
+    };
+    std::deque<pending_ack> pending_acks_;
+};
+
+}  // namespace mqttd

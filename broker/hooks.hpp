@@ -1,0 +1,134 @@
+#pragma once
+// The hook bus: the broker's events, which the persistence backend (or anything else)
+// listens to. Handlers are attached and detached at runtime from any thread; emitting
+// takes a snapshot of the handler list, so no lock is held while a handler runs.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "broker/message.hpp"
+
+namespace mqttd {
+
+struct client_info {
+    std::string clientid;
+    std::string username;
+    mqtt::protocol_version version = mqtt::protocol_version::v311;
+};
+
+struct subscription_event {
+    client_info client;
+    std::string topic;  // the subscription's filter as the client sent it
+    mqtt::qos qos = mqtt::qos::at_most_once;
+};
+
+struct delivery_event {
+    client_info client;
+    message_ptr msg;
+};
+
+// Held by a message.publish handler to delay the publisher's PUBACK/PUBREC. The
+// broker acknowledges when every copy of the token is gone; the publisher's connection
+// keeps reading and other traffic keeps flowing meanwhile.
+class publish_token {
+public:
+    explicit publish_token(std::function<void()> on_release) : on_release_(std::move(on_release)) {}
+    publish_token(const publish_token&) = delete;
+    publish_token& operator=(const publish_token&) = delete;
+    ~publish_token() {
+        if (on_release_) on_release_();
+    }
+
+private:
+    std::function<void()> on_release_;
+};
+using publish_hold = std::shared_ptr<publish_token>;
+
+// What a handler may do to the broker in return.
+class broker_api {
+public:
+    virtual ~broker_api() = default;
+    // Subscribes a connected client as if it had sent SUBSCRIBE (retained messages
+    // included); session.subscribed fires for each. False if the client is unknown.
+    virtual bool subscribe(const std::string& clientid, const std::vector<mqtt::subscription>& subs) = 0;
+    // Queues messages for one client's session, through the normal QoS and inflight
+    // machinery, at min(message QoS, qos). `retained` sets the RETAIN flag on delivery.
+    virtual bool deliver(const std::string& clientid, const std::vector<message_ptr>& msgs,
+                         mqtt::qos qos, bool retained) = 0;
+    virtual const std::string& node_name() const = 0;
+};
+
+enum class hookpoint : std::uint8_t {
+    client_connected,
+    client_disconnected,
+    session_subscribed,
+    session_unsubscribed,
+    message_publish,
+    message_acked,
+    message_delivered,
+};
+
+class hook_bus {
+public:
+    using client_handler = std::function<void(const client_info&)>;
+    using subscription_handler = std::function<void(const subscription_event&)>;
+    // `hold` may be copied and kept to delay the publisher's acknowledgement.
+    using publish_handler = std::function<void(const client_info&, const message_ptr&, const publish_hold& hold)>;
+    using delivery_handler = std::function<void(const delivery_event&)>;
+    using handle = std::uint64_t;
+
+    handle on_client_connected(client_handler h) { return attach(hookpoint::client_connected, std::move(h)); }
+    handle on_client_disconnected(client_handler h) { return attach(hookpoint::client_disconnected, std::move(h)); }
+    handle on_session_subscribed(subscription_handler h) { return attach(hookpoint::session_subscribed, std::move(h)); }
+    handle on_session_unsubscribed(subscription_handler h) { return attach(hookpoint::session_unsubscribed, std::move(h)); }
+    handle on_message_publish(publish_handler h) { return attach(hookpoint::message_publish, std::move(h)); }
+    handle on_message_acked(delivery_handler h) { return attach(hookpoint::message_acked, std::move(h)); }
+    handle on_message_delivered(delivery_handler h) { return attach(hookpoint::message_delivered, std::move(h)); }
+    void detach(handle h);
+
+    bool has(hookpoint p) const;
+
+    void client_connected(const client_info& c) const { emit<client_handler>(hookpoint::client_connected, c); }
+    void client_disconnected(const client_info& c) const { emit<client_handler>(hookpoint::client_disconnected, c); }
+    void session_subscribed(const subscription_event& e) const { emit<subscription_handler>(hookpoint::session_subscribed, e); }
+    void session_unsubscribed(const subscription_event& e) const { emit<subscription_handler>(hookpoint::session_unsubscribed, e); }
+    void message_publish(const client_info& c, const message_ptr& m, const publish_hold& hold) const {
+        emit<publish_handler>(hookpoint::message_publish, c, m, hold);
+    }
+    void message_acked(const delivery_event& e) const { emit<delivery_handler>(hookpoint::message_acked, e); }
+    void message_delivered(const delivery_event& e) const { emit<delivery_handler>(hookpoint::message_delivered, e); }
+
+private:
+    using any_handler = std::variant<client_handler, subscription_handler, publish_handler, delivery_handler>;
+    struct entry {
+        handle id;
+        hookpoint point;
+        any_handler fn;
+    };
+    using table = std::vector<entry>;
+
+    template <class H>
+    handle attach(hookpoint p, H h);
+
+    template <class H, class... Args>
+    void emit(hookpoint p, const Args&... args) const {
+        auto snapshot = load();
+        if (!snapshot) return;
+        for (const auto& e : *snapshot)
+            if (e.point == p) std::get<H>(e.fn)(args...);
+    }
+
+    std::shared_ptr<const table> load() const {
+        std::lock_guard lock(mutex_);
+        return table_;
+    }
+
+    mutable std::mutex mutex_;
+    std::shared_ptr<const table> table_;  // copy-on-write: emitters never wait on attach
+    handle next_ = 1;
+};
+
+}  // namespace mqttd

@@ -1,0 +1,59 @@
+#include "broker/listener.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "broker/broker.hpp"
+#include "broker/connection.hpp"
+#include "broker/log.hpp"
+
+namespace mqttd {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+listener::listener(broker& b, asio::io_context& ctx, const listener_options& o)
+    : broker_(b), acceptor_(ctx) {
+    tcp::endpoint ep(asio::ip::make_address(o.address), o.port);
+    acceptor_.open(ep.protocol());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    acceptor_.bind(ep);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+    port_ = acceptor_.local_endpoint().port();
+}
+
+void listener::start() {
+    asio::co_spawn(acceptor_.get_executor(), [self = shared_from_this()] { return self->accept_loop(); },
+                   asio::detached);
+}
+
+void listener::stop() {
+    asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+        boost::system::error_code ignored;
+        self->acceptor_.close(ignored);
+    });
+}
+
+asio::awaitable<void> listener::accept_loop() {
+    constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+    while (acceptor_.is_open()) {
+        auto [ec, socket] = co_await acceptor_.async_accept(broker_.next_context(), nothrow);
+        if (ec == asio::error::operation_aborted) break;
+        if (ec) {
+            // Out of descriptors or similar: pause rather than spin.
+            log::warning("accept failed: {}", ec.message());
+            asio::steady_timer pause(acceptor_.get_executor(), std::chrono::milliseconds(100));
+            co_await pause.async_wait(nothrow);
+            continue;
+        }
+        auto c = std::make_shared<connection>(broker_, std::move(socket));
+        broker_.add_connection(c);
+        c->start();
+    }
+}
+
+}  // namespace mqttd

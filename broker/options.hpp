@@ -1,0 +1,45 @@
+#pragma once
+// What the running broker needs to know, already typed and validated (main fills it
+// from the configuration; tests fill it directly).
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace mqttd {
+
+struct listener_options {
+    enum class kind : std::uint8_t { tcp, websocket };
+    kind type = kind::tcp;
+    std::string address = "0.0.0.0";
+    std::uint16_t port = 1883;
+};
+
+struct broker_options {
+    std::vector<listener_options> listeners{listener_options{}};
+    std::string node_name = "mqttd@localhost";
+    unsigned threads = 1;
+
+    std::uint32_t max_packet_size = 1u << 20;
+    std::size_t max_clientid_len = 65535;
+    std::uint16_t max_inflight = 32;
+    std::size_t max_mqueue_len = 1000;
+    std::size_t max_mqueue_bytes = 64u << 20;
+    bool mqueue_store_qos0 = true;
+    std::uint32_t session_expiry_interval = 7200;  // seconds; 0: sessions end at disconnect
+    double keepalive_backoff = 0.75;               // the broker allows keep-alive x backoff x 2
+    std::size_t max_awaiting_rel = 100;
+    std::uint16_t max_topic_alias = 65535;
+    bool retain_available = true;
+    bool wildcard_subscription = true;
+    bool shared_subscription = true;
+    std::uint8_t max_qos_allowed = 2;
+    std::uint16_t server_keepalive = 0;  // 0: the client's keep-alive stands
+    bool allow_anonymous = true;
+    std::unordered_map<std::string, std::string> passwords;  // user name -> password
+    std::chrono::seconds sys_interval{60};  // 0: no $SYS topics
+    std::chrono::seconds connect_timeout{10};
+};
+
+}  // namespace mqttd

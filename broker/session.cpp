@@ -1,0 +1,208 @@
+#include "broker/session.hpp"
+
+namespace mqttd {
+
+namespace {
+
+std::size_t cost(const outgoing& o) { return o.msg->payload.size() + o.msg->topic.size(); }
+
+bool expired(const outgoing& o, std::chrono::steady_clock::time_point now) {
+    return o.msg->expires_at && *o.msg->expires_at <= now;
+}
+
+}  // namespace
+
+session::session(std::string clientid, session_limits limits)
+    : clientid_(std::move(clientid)), limits_(limits) {}
+
+std::uint64_t session::attach(std::weak_ptr<session_owner> owner) {
+    std::lock_guard lock(mutex_);
+    owner_ = std::move(owner);
+    attached_ = true;
+    return ++generation_;
+}
+
+bool session::detach(std::uint64_t generation) {
+    std::lock_guard lock(mutex_);
+    if (generation != generation_ || !attached_) return false;
+    attached_ = false;
+    owner_.reset();
+    return true;
+}
+
+bool session::attached() const {
+    std::lock_guard lock(mutex_);
+    return attached_;
+}
+
+std::weak_ptr<session_owner> session::owner() const {
+    std::lock_guard lock(mutex_);
+    return owner_;
+}
+
+std::uint64_t session::generation() const {
+    std::lock_guard lock(mutex_);
+    return generation_;
+}
+
+void session::set_expiry(std::uint32_t seconds) {
+    std::lock_guard lock(mutex_);
+    expiry_ = seconds;
+}
+
+std::uint32_t session::expiry() const {
+    std::lock_guard lock(mutex_);
+    return expiry_;
+}
+
+void session::wake_owner(std::unique_lock<std::mutex>& lock) {
+    auto owner = owner_;
+    lock.unlock();
+    if (auto o = owner.lock()) o->wake();
+}
+
+void session::enqueue(outgoing o) {
+    std::unique_lock lock(mutex_);
+    if (!attached_ && o.qos == mqtt::qos::at_most_once && !limits_.queue_qos0) {
+        ++drops_.qos0_dropped;
+        return;
+    }
+    const auto bytes = cost(o);
+    while (!queue_.empty() && (queue_.size() >= limits_.max_queue_len || queue_bytes_ + bytes > limits_.max_queue_bytes)) {
+        if (o.qos == mqtt::qos::at_most_once) {
+            ++drops_.qos0_dropped;
+            return;
+        }
+        queue_bytes_ -= cost(queue_.front());
+        queue_.pop_front();
+        ++drops_.queue_overflow;
+    }
+    if (limits_.max_queue_len == 0 || bytes > limits_.max_queue_bytes) {
+        ++(o.qos == mqtt::qos::at_most_once ? drops_.qos0_dropped : drops_.queue_overflow);
+        return;
+    }
+    queue_bytes_ += bytes;
+    queue_.push_back(std::move(o));
+    wake_owner(lock);
+}
+
+std::uint16_t session::next_packet_id() {
+    for (;;) {
+        last_packet_id_ = static_cast<std::uint16_t>(last_packet_id_ == 65535 ? 1 : last_packet_id_ + 1);
+        if (!inflight_by_id_.contains(last_packet_id_)) return last_packet_id_;
+    }
+}
+
+void session::take(std::uint16_t window, std::size_t max_count, std::vector<publish_out>& out) {
+    std::lock_guard lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    std::size_t taken = 0;
+    while (!queue_.empty() && taken < max_count) {
+        auto& front = queue_.front();
+        if (expired(front, now)) {
+            queue_bytes_ -= cost(front);
+            queue_.pop_front();
+            ++drops_.expired;
+            continue;
+        }
+        if (front.qos != mqtt::qos::at_most_once &&
+            (inflight_.size() >= window || inflight_.size() >= 65535))
+            break;
+        outgoing o = std::move(front);
+        queue_bytes_ -= cost(o);
+        queue_.pop_front();
+        std::uint16_t id = 0;
+        if (o.qos != mqtt::qos::at_most_once) {
+            id = next_packet_id();
+            auto state = o.qos == mqtt::qos::at_least_once ? await_state::puback : await_state::pubrec;
+            inflight_.push_back({id, state, o});
+            inflight_by_id_[id] = std::prev(inflight_.end());
+        }
+        out.push_back({std::move(o), id, false});
+        ++taken;
+    }
+}
+
+void session::in_flight(std::vector<publish_out>& publishes, std::vector<std::uint16_t>& pubrels) const {
+    std::lock_guard lock(mutex_);
+    for (const auto& e : inflight_) {
+        if (e.state == await_state::pubcomp)
+            pubrels.push_back(e.packet_id);
+        else
+            publishes.push_back({e.out, e.packet_id, true});
+    }
+}
+
+message_ptr session::puback(std::uint16_t id) {
+    std::lock_guard lock(mutex_);
+    auto it = inflight_by_id_.find(id);
+    if (it == inflight_by_id_.end() || it->second->state != await_state::puback) return nullptr;
+    auto msg = it->second->out.msg;
+    inflight_.erase(it->second);
+    inflight_by_id_.erase(it);
+    return msg;
+}
+
+message_ptr session::pubrec(std::uint16_t id) {
+    std::lock_guard lock(mutex_);
+    auto it = inflight_by_id_.find(id);
+    if (it == inflight_by_id_.end() || it->second->state != await_state::pubrec) return nullptr;
+    it->second->state = await_state::pubcomp;
+    return it->second->out.msg;
+}
+
+bool session::pubcomp(std::uint16_t id) {
+    std::lock_guard lock(mutex_);
+    auto it = inflight_by_id_.find(id);
+    if (it == inflight_by_id_.end() || it->second->state != await_state::pubcomp) return false;
+    inflight_.erase(it->second);
+    inflight_by_id_.erase(it);
+    return true;
+}
+
+bool session::begin_incoming_qos2(std::uint16_t id) {
+    std::lock_guard lock(mutex_);
+    return incoming_qos2_.insert(id).second;
+}
+
+bool session::release_incoming_qos2(std::uint16_t id) {
+    std::lock_guard lock(mutex_);
+    return incoming_qos2_.erase(id) > 0;
+}
+
+std::size_t session::incoming_qos2_count() const {
+    std::lock_guard lock(mutex_);
+    return incoming_qos2_.size();
+}
+
+void session::remember_subscription(const std::string& filter, const mqtt::subscribe_options& o, std::uint32_t sub_id) {
+    std::lock_guard lock(mutex_);
+    subscriptions_[filter] = {o, sub_id};
+}
+
+bool session::forget_subscription(const std::string& filter) {
+    std::lock_guard lock(mutex_);
+    return subscriptions_.erase(filter) > 0;
+}
+
+std::map<std::string, session::stored_subscription> session::subscriptions() const {
+    std::lock_guard lock(mutex_);
+    return subscriptions_;
+}
+
+std::size_t session::queued() const {
+    std::lock_guard lock(mutex_);
+    return queue_.size();
+}
+
+std::size_t session::inflight_count() const {
+    std::lock_guard lock(mutex_);
+    return inflight_.size();
+}
+
+drop_counters session::drops() const {
+    std::lock_guard lock(mutex_);
+    return drops_;
+}
+
+}  // namespace mqttd

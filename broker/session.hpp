@@ -1,0 +1,151 @@
+#pragma once
+// A client's session: what outlives one network connection (subscriptions, the queue
+// of messages waiting for the client, QoS 1/2 messages in flight, QoS 2 packet ids the
+// client is still to release). Any thread may queue a message; the connection that owns
+// the session takes from it on its own thread. One mutex per session, never held
+// across a suspension point.
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "broker/message.hpp"
+
+namespace mqttd {
+
+// A message on its way to one client.
+struct outgoing {
+    message_ptr msg;
+    mqtt::qos qos = mqtt::qos::at_most_once;  // effective: min(published, subscribed)
+    bool retain = false;                      // RETAIN flag as delivered
+    std::vector<std::uint32_t> subscription_ids;
+};
+
+// Where the session's owner is woken when there is something to send.
+class session_owner {
+public:
+    virtual ~session_owner() = default;
+    virtual void wake() = 0;  // thread-safe
+    // Another connection took the session over: close, saying why (thread-safe).
+    virtual void taken_over() = 0;
+};
+
+struct session_limits {
+    std::uint16_t max_inflight = 32;
+    std::size_t max_queue_len = 1000;
+    std::size_t max_queue_bytes = 64u << 20;
+    bool queue_qos0 = true;  // queue QoS 0 while the client is away
+};
+
+// Counters a session bumps when it must drop.
+struct drop_counters {
+    std::uint64_t qos0_dropped = 0;
+    std::uint64_t queue_overflow = 0;  // oldest QoS 1/2 evicted by the bound
+    std::uint64_t expired = 0;
+};
+
+class session {
+public:
+    enum class await_state : std::uint8_t { puback, pubrec, pubcomp };
+    struct inflight_entry {
+        std::uint16_t packet_id;
+        await_state state;
+        outgoing out;
+    };
+
+    session(std::string clientid, session_limits limits);
+
+    const std::string& clientid() const noexcept { return clientid_; }
+
+    // --- ownership -------------------------------------------------------------
+    // Attaching bumps the generation so a stale owner's detach is ignored.
+    std::uint64_t attach(std::weak_ptr<session_owner> owner);
+    // True when `generation` was still the owner (the session is now detached).
+    bool detach(std::uint64_t generation);
+    bool attached() const;
+    std::uint64_t generation() const;
+    std::weak_ptr<session_owner> owner() const;
+
+    // Seconds to keep the session after detach; 0: discard it at once.
+    void set_expiry(std::uint32_t seconds);
+    std::uint32_t expiry() const;
+
+    // --- delivery (any thread) --------------------------------------------------
+    // Queues a message and wakes the owner. Applies the bounds: a full queue drops a
+    // new QoS 0 message, or the oldest queued message to make room for QoS 1/2.
+    void enqueue(outgoing o);
+
+    // --- taking (owner's thread) -----------------------------------------------
+    struct publish_out {
+        outgoing out;
+        std::uint16_t packet_id;  // 0 for QoS 0
+        bool dup;
+    };
+    // Moves queued messages into flight while the window allows (`window` is the
+    // smaller of the broker's and the client's receive maximum), at most `max_count`.
+    // Expired messages are dropped on the way.
+    void take(std::uint16_t window, std::size_t max_count, std::vector<publish_out>& out);
+    // Everything in flight, in send order, for resending after a reconnect: PUBLISH
+    // (with DUP) for unacknowledged messages, and the ids awaiting PUBCOMP for PUBREL.
+    void in_flight(std::vector<publish_out>& publishes, std::vector<std::uint16_t>& pubrels) const;
+
+    // Acknowledgements from the client. Each returns the acknowledged message when the
+    // id was in the expected state.
+    message_ptr puback(std::uint16_t id);
+    message_ptr pubrec(std::uint16_t id);  // moves to awaiting PUBCOMP
+    bool pubcomp(std::uint16_t id);
+
+    // --- QoS 2 from the client ------------------------------------------------------
+    // False if the id is already awaiting PUBREL (a resent PUBLISH: not routed again).
+    bool begin_incoming_qos2(std::uint16_t id);
+    bool release_incoming_qos2(std::uint16_t id);
+    std::size_t incoming_qos2_count() const;
+
+    // --- subscriptions as the client made them (for takeover and cleanup) --------
+    void remember_subscription(const std::string& filter, const mqtt::subscribe_options& o, std::uint32_t sub_id);
+    bool forget_subscription(const std::string& filter);
+    struct stored_subscription {
+        mqtt::subscribe_options options;
+        std::uint32_t subscription_id = 0;
+    };
+    std::map<std::string, stored_subscription> subscriptions() const;
+
+    std::size_t queued() const;
+    std::size_t inflight_count() const;
+    drop_counters drops() const;
+
+private:
+    std::uint16_t next_packet_id();  // mutex held
+    void wake_owner(std::unique_lock<std::mutex>& lock);
+
+    const std::string clientid_;
+    const session_limits limits_;
+
+    mutable std::mutex mutex_;
+    std::weak_ptr<session_owner> owner_;
+    std::uint64_t generation_ = 0;
+    bool attached_ = false;
+    std::uint32_t expiry_ = 0;
+
+    std::deque<outgoing> queue_;
+    std::size_t queue_bytes_ = 0;
+    std::list<inflight_entry> inflight_;  // send order
+    std::unordered_map<std::uint16_t, std::list<inflight_entry>::iterator> inflight_by_id_;
+    std::uint16_t last_packet_id_ = 0;
+    std::unordered_set<std::uint16_t> incoming_qos2_;
+    std::map<std::string, stored_subscription> subscriptions_;
+    drop_counters drops_;
+};
+
+using session_ptr = std::shared_ptr<session>;
+
+}  // namespace mqttd

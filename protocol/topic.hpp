@@ -1,0 +1,25 @@
+#pragma once
+// Topic names and filters (spec 4.7): validation, matching, shared subscriptions.
+#include <optional>
+#include <string_view>
+
+namespace mqtt {
+
+// Non-empty, no wildcard characters. UTF-8 validity is checked separately (utf8.hpp).
+bool valid_topic_name(std::string_view topic) noexcept;
+// Non-empty; '#' only last and alone in its level; '+' alone in its level;
+// $share/{group}/{filter} with a non-empty group free of wildcards and a valid filter.
+bool valid_topic_filter(std::string_view filter) noexcept;
+bool has_wildcard(std::string_view filter) noexcept;
+
+// Filters starting with a wildcard do not match topics starting with '$' [MQTT-4.7.2-1].
+bool topic_matches(std::string_view filter, std::string_view topic) noexcept;
+
+struct shared_filter {
+    std::string_view group;
+    std::string_view filter;
+};
+// For "$share/{group}/{filter}", its parts; nullopt for an ordinary filter.
+std::optional<shared_filter> parse_shared(std::string_view filter) noexcept;
+
+}  // namespace mqtt
