@@ -68,7 +68,11 @@ void session::enqueue(outgoing o) {
         return;
     }
     const auto bytes = cost(o);
-    while (!queue_.empty() && (queue_.size() >= limits_.max_queue_len || queue_bytes_ + bytes > limits_.max_queue_bytes)) {
+    if (limits_.max_queue_len == 0 || bytes > limits_.max_queue_bytes) {  // can never fit
+        ++(o.qos == mqtt::qos::at_most_once ? drops_.qos0_dropped : drops_.queue_overflow);
+        return;
+    }
+    while (queue_.size() >= limits_.max_queue_len || queue_bytes_ + bytes > limits_.max_queue_bytes) {
         if (o.qos == mqtt::qos::at_most_once) {
             ++drops_.qos0_dropped;
             return;
@@ -76,10 +80,6 @@ void session::enqueue(outgoing o) {
         queue_bytes_ -= cost(queue_.front());
         queue_.pop_front();
         ++drops_.queue_overflow;
-    }
-    if (limits_.max_queue_len == 0 || bytes > limits_.max_queue_bytes) {
-        ++(o.qos == mqtt::qos::at_most_once ? drops_.qos0_dropped : drops_.queue_overflow);
-        return;
     }
     queue_bytes_ += bytes;
     queue_.push_back(std::move(o));

@@ -1,0 +1,126 @@
+// Session bookkeeping without sockets: queue bounds, the inflight window, packet ids,
+// acknowledgements, and resending after a reconnect.
+#include <doctest/doctest.h>
+
+#include "broker/session.hpp"
+
+namespace {
+
+mqttd::outgoing out(const std::string& payload, mqtt::qos q) {
+    auto m = std::make_shared<mqttd::message>();
+    m->topic = "t";
+    m->payload = mqtt::shared_payload(payload);
+    m->qos = q;
+    return {m, q, false, {}};
+}
+
+std::vector<std::string> payloads(const std::vector<mqttd::session::publish_out>& v) {
+    std::vector<std::string> r;
+    for (const auto& p : v) r.emplace_back(p.out.msg->payload.view());
+    return r;
+}
+
+struct counting_owner : mqttd::session_owner {
+    int wakes = 0;
+    void wake() override { ++wakes; }
+    void taken_over() override {}
+};
+
+}  // namespace
+
+TEST_CASE("session: a full queue drops new QoS 0 and evicts the oldest for QoS 1/2") {
+    mqttd::session s("c", {32, 3, 1u << 20, true});
+    s.enqueue(out("a", mqtt::qos::at_least_once));
+    s.enqueue(out("b", mqtt::qos::at_least_once));
+    s.enqueue(out("c", mqtt::qos::at_least_once));
+    s.enqueue(out("q0", mqtt::qos::at_most_once));  // full: dropped
+    s.enqueue(out("d", mqtt::qos::exactly_once));   // full: "a" evicted
+    CHECK(s.queued() == 3);
+    CHECK(s.drops().qos0_dropped == 1);
+    CHECK(s.drops().queue_overflow == 1);
+    std::vector<mqttd::session::publish_out> taken;
+    s.take(32, 100, taken);
+    CHECK(payloads(taken) == std::vector<std::string>{"b", "c", "d"});
+}
+
+TEST_CASE("session: the byte bound holds too") {
+    mqttd::session s("c", {32, 1000, 10, true});  // 10 bytes: topic "t" + payload
+    s.enqueue(out("12345678", mqtt::qos::at_least_once));  // 9 bytes
+    s.enqueue(out("abc", mqtt::qos::at_least_once));       // evicts the first
+    CHECK(s.queued() == 1);
+    s.enqueue(out(std::string(20, 'x'), mqtt::qos::at_least_once));  // larger than the bound itself
+    CHECK(s.queued() == 1);
+    CHECK(s.drops().queue_overflow == 2);
+}
+
+TEST_CASE("session: the window limits QoS 1/2 in flight; QoS 0 passes; acks free the window") {
+    mqttd::session s("c", {2, 100, 1u << 20, true});
+    for (auto p : {"1", "2", "3"}) s.enqueue(out(p, mqtt::qos::at_least_once));
+    std::vector<mqttd::session::publish_out> taken;
+    s.take(2, 100, taken);
+    REQUIRE(taken.size() == 2);
+    CHECK(taken[0].packet_id != 0);
+    CHECK(taken[0].packet_id != taken[1].packet_id);
+    CHECK(s.inflight_count() == 2);
+    CHECK(s.puback(taken[0].packet_id) != nullptr);
+    CHECK(s.puback(taken[0].packet_id) == nullptr);  // acknowledged once only
+    taken.clear();
+    s.take(2, 100, taken);
+    CHECK(payloads(taken) == std::vector<std::string>{"3"});
+}
+
+TEST_CASE("session: QoS 2 outbound states, and resending after reconnect with DUP and PUBREL") {
+    mqttd::session s("c", {10, 100, 1u << 20, true});
+    s.enqueue(out("x", mqtt::qos::exactly_once));
+    s.enqueue(out("y", mqtt::qos::exactly_once));
+    std::vector<mqttd::session::publish_out> taken;
+    s.take(10, 100, taken);
+    REQUIRE(taken.size() == 2);
+    CHECK(s.puback(taken[0].packet_id) == nullptr);  // wrong ack for QoS 2
+    CHECK(s.pubrec(taken[0].packet_id) != nullptr);
+    std::vector<mqttd::session::publish_out> again;
+    std::vector<std::uint16_t> rels;
+    s.in_flight(again, rels);
+    REQUIRE(again.size() == 1);
+    CHECK(again[0].dup);
+    CHECK(payloads(again) == std::vector<std::string>{"y"});
+    CHECK(rels == std::vector<std::uint16_t>{taken[0].packet_id});
+    CHECK(s.pubcomp(taken[0].packet_id));
+    CHECK_FALSE(s.pubcomp(taken[0].packet_id));
+}
+
+TEST_CASE("session: incoming QoS 2 ids are remembered until PUBREL") {
+    mqttd::session s("c", {});
+    CHECK(s.begin_incoming_qos2(7));
+    CHECK_FALSE(s.begin_incoming_qos2(7));
+    CHECK(s.release_incoming_qos2(7));
+    CHECK_FALSE(s.release_incoming_qos2(7));
+}
+
+TEST_CASE("session: expired messages are not delivered from the queue") {
+    mqttd::session s("c", {});
+    auto o = out("old", mqtt::qos::at_least_once);
+    auto m = std::make_shared<mqttd::message>(*o.msg);
+    m->expires_at = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+    o.msg = m;
+    s.enqueue(o);
+    s.enqueue(out("fresh", mqtt::qos::at_least_once));
+    std::vector<mqttd::session::publish_out> taken;
+    s.take(10, 10, taken);
+    CHECK(payloads(taken) == std::vector<std::string>{"fresh"});
+    CHECK(s.drops().expired == 1);
+}
+
+TEST_CASE("session: the owner is woken on enqueue, and a stale owner cannot detach") {
+    mqttd::session s("c", {});
+    auto a = std::make_shared<counting_owner>();
+    auto gen_a = s.attach(a);
+    s.enqueue(out("1", mqtt::qos::at_most_once));
+    CHECK(a->wakes == 1);
+    auto b = std::make_shared<counting_owner>();
+    auto gen_b = s.attach(b);
+    CHECK_FALSE(s.detach(gen_a));
+    CHECK(s.attached());
+    CHECK(s.detach(gen_b));
+    CHECK_FALSE(s.attached());
+}
