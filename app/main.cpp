@@ -1,5 +1,6 @@
 // mqttd: reads its configuration, starts the broker (and, through the configuration's
 // backend.pgsql.* keys, the PostgreSQL backend), and runs until SIGINT or SIGTERM.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -64,6 +65,14 @@ mqttd::broker_options broker_options_from(const conf::broker_settings& s) {
     return o;
 }
 
+// Each connection is a descriptor; the usual soft limit of 1024 is far too low for a broker.
+void raise_descriptor_limit() {
+    rlimit r{};
+    if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max) return;
+    r.rlim_cur = r.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &r) != 0) mqttd::log::warning("cannot raise the open file limit");
+}
+
 mqttd::log::level log_level_from(conf::log_level l) {
     switch (l) {
         case conf::log_level::debug: return mqttd::log::level::debug;
@@ -109,6 +118,7 @@ int main(int argc, char** argv) {
     }
 
     try {
+        raise_descriptor_limit();
         mqttd::broker b(std::move(options));
         b.start();
 
