@@ -133,12 +133,12 @@ void broker::remove_connection(const connection* c) {
     connections_.erase(c);
 }
 
-std::uint8_t broker::add_subscription(const session_ptr& s, const mqtt::subscription& sub, std::uint32_t sub_id,
-                                      bool v5_rules) {
+broker::subscribe_outcome broker::add_subscription(const session_ptr& s, const mqtt::subscription& sub,
+                                                   std::uint32_t sub_id, bool v5_rules) {
     using mqtt::reason_code;
     const bool shared = mqtt::parse_shared(sub.filter).has_value();
     auto fail = [v5_rules](reason_code rc) {
-        return static_cast<std::uint8_t>(v5_rules ? rc : reason_code::unspecified_error);
+        return subscribe_outcome{static_cast<std::uint8_t>(v5_rules ? rc : reason_code::unspecified_error), false};
     };
     if (shared && !opts_.shared_subscription) return fail(reason_code::shared_subscriptions_not_supported);
     if (!opts_.wildcard_subscription && mqtt::has_wildcard(sub.filter))
@@ -150,23 +150,23 @@ std::uint8_t broker::add_subscription(const session_ptr& s, const mqtt::subscrip
     s->remember_subscription(sub.filter, options, sub_id);
 
     // Retained messages [MQTT-3.3.1-9..11]; never for shared subscriptions.
-    const bool send_retained = !shared && opts_.retain_available &&
+    const bool send_retained = !shared && opts_.retain_available && opts_.retained_on_subscribe &&
                                (options.retain_handling == 0 || (options.retain_handling == 1 && !existed));
     if (send_retained) {
         std::vector<std::uint32_t> ids;
         if (sub_id) ids.push_back(sub_id);
         for (auto& m : retained_.match(sub.filter)) s->enqueue({m, std::min(m->qos, options.max_qos), true, ids});
     }
-    return static_cast<std::uint8_t>(options.max_qos);
+    return {static_cast<std::uint8_t>(options.max_qos), existed};
 }
 
 bool broker::subscribe(const std::string& clientid, const std::vector<mqtt::subscription>& subs) {
     auto s = sessions_.find(clientid);
     if (!s) return false;
-    client_info who{clientid, {}, mqtt::protocol_version::v311};
+    client_info who{clientid, {}, mqtt::protocol_version::v311, {}};
     for (const auto& sub : subs) {
-        auto rc = add_subscription(s, sub, 0, false);
-        if (rc < 0x80) hooks_.session_subscribed({who, sub.filter, static_cast<mqtt::qos>(rc)});
+        auto r = add_subscription(s, sub, 0, false);
+        if (r.reason < 0x80) hooks_.session_subscribed({who, sub.filter, static_cast<mqtt::qos>(r.reason), r.existed});
     }
     return true;
 }

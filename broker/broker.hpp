@@ -58,11 +58,15 @@ public:
     void add_connection(const std::shared_ptr<connection>& c);
     void remove_connection(const connection* c);
 
-    // Subscribes a session to one filter, queues the retained messages the subscription
-    // asks for, and returns the SUBACK reason code (granted QoS, or a failure >= 0x80).
-    // `v5_rules` refuses what this broker does not offer with the 5.0 reason codes.
-    std::uint8_t add_subscription(const session_ptr& s, const mqtt::subscription& sub, std::uint32_t sub_id,
-                                  bool v5_rules);
+    // Subscribes a session to one filter and queues the retained messages the
+    // subscription asks for. `v5_rules` refuses what this broker does not offer with the
+    // 5.0 reason codes.
+    struct subscribe_outcome {
+        std::uint8_t reason;  // for the SUBACK: granted QoS, or a failure >= 0x80
+        bool existed;         // replaced the session's subscription to the same filter
+    };
+    subscribe_outcome add_subscription(const session_ptr& s, const mqtt::subscription& sub, std::uint32_t sub_id,
+                                       bool v5_rules);
 
     // broker_api
     bool subscribe(const std::string& clientid, const std::vector<mqtt::subscription>& subs) override;

@@ -272,6 +272,7 @@ void connection::on_connect(mqtt::connect& c) {
         return refuse_connect(reason_code::bad_authentication_method);
     }
     client_.clientid = c.client_id;
+    client_.connected_at = std::chrono::system_clock::now();
 
     std::uint16_t keep_alive = c.keep_alive;
     if (v5() && o.server_keepalive) keep_alive = o.server_keepalive;
@@ -305,6 +306,7 @@ void connection::on_connect(mqtt::connect& c) {
     session_->set_expiry(expiry);
     if (auto previous = opened.previous_owner.lock()) previous->taken_over();
     connected_ = true;
+    keepalive_timer_.cancel();  // re-armed for the client's keep-alive instead of the connect timeout
     stats::bump(broker_.counters().clients_total);
     broker_.counters().clients_connected.fetch_add(1, std::memory_order_relaxed);
 
@@ -473,9 +475,9 @@ void connection::on_subscribe(const mqtt::subscribe& s) {
     ack.packet_id = s.packet_id;
     std::vector<subscription_event> events;
     for (const auto& sub : s.subscriptions) {
-        std::uint8_t rc = broker_.add_subscription(session_, sub, sub_id, v5());
-        ack.reasons.push_back(v5() || rc < 0x80 ? rc : 0x80);
-        if (rc < 0x80) events.push_back({client_, sub.filter, static_cast<mqtt::qos>(rc)});
+        auto r = broker_.add_subscription(session_, sub, sub_id, v5());
+        ack.reasons.push_back(v5() || r.reason < 0x80 ? r.reason : 0x80);
+        if (r.reason < 0x80) events.push_back({client_, sub.filter, static_cast<mqtt::qos>(r.reason), r.existed});
     }
     send(ack);
     for (const auto& e : events) broker_.hooks().session_subscribed(e);
@@ -491,7 +493,7 @@ void connection::on_unsubscribe(const mqtt::unsubscribe& u) {
         if (v5())
             ack.reasons.push_back(static_cast<std::uint8_t>(existed ? reason_code::success
                                                                     : reason_code::no_subscription_existed));
-        if (existed) events.push_back({client_, f, mqtt::qos::at_most_once});
+        if (existed) events.push_back({client_, f, mqtt::qos::at_most_once, true});
     }
     send(ack);
     for (const auto& e : events) broker_.hooks().session_unsubscribed(e);

@@ -2,11 +2,13 @@
 // The hook bus: the broker's events, which the persistence backend (or anything else)
 // listens to. Handlers are attached and detached at runtime from any thread; emitting
 // takes a snapshot of the handler list, so no lock is held while a handler runs.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "broker/message.hpp"
@@ -17,12 +19,18 @@ struct client_info {
     std::string clientid;
     std::string username;
     mqtt::protocol_version version = mqtt::protocol_version::v311;
+    // When this connection's CONNECT was accepted: tells a late client.disconnected of a
+    // taken-over connection from the current connection's events.
+    std::chrono::system_clock::time_point connected_at{};
 };
 
 struct subscription_event {
     client_info client;
     std::string topic;  // the subscription's filter as the client sent it
     mqtt::qos qos = mqtt::qos::at_most_once;
+    // The session already had this subscription (a resumed session subscribing again):
+    // it has been receiving the filter's messages all along.
+    bool existed = false;
 };
 
 struct delivery_event {

@@ -32,6 +32,9 @@ struct broker_options {
     std::size_t max_awaiting_rel = 100;
     std::uint16_t max_topic_alias = 65535;
     bool retain_available = true;
+    // Send matching retained messages from memory on SUBSCRIBE. Off when a backend
+    // serves them from its own store (on_retain_lookup), so they are not sent twice.
+    bool retained_on_subscribe = true;
     bool wildcard_subscription = true;
     bool shared_subscription = true;
     std::uint8_t max_qos_allowed = 2;

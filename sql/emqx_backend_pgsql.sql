@@ -54,7 +54,8 @@ CREATE TABLE mqtt_acked (
 
 -- Offline fetch reads the unread messages of a topic in id order.
 CREATE INDEX mqtt_msg_topic_id ON mqtt_msg (topic, id);
--- An ack names the message by msgid; this finds its row id.
-CREATE INDEX mqtt_msg_msgid ON mqtt_msg (msgid);
+-- An ack names the message by msgid; this finds its row id. Unique, so that a batch
+-- written again after a lost connection (its commit unknown) stores each message once.
+CREATE UNIQUE INDEX mqtt_msg_msgid ON mqtt_msg (msgid);
 -- "Messages published by a client", the seed's example query.
 CREATE INDEX mqtt_msg_sender ON mqtt_msg (sender);
