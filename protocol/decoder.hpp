@@ -26,6 +26,8 @@ public:
     void set_version(protocol_version v) noexcept { version_ = v; }
     // Known as soon as a CONNECT's protocol level byte has been read, even when the rest
     // of that CONNECT turns out malformed (so the right CONNACK form can be chosen).
+    // Stays unknown for an unsupported protocol name or level; a later CONNECT (a
+    // Protocol Error the broker handles) does not change it.
     std::optional<protocol_version> version() const noexcept { return version_; }
     void set_max_packet_size(std::uint32_t n) noexcept { max_packet_size_ = n; }
 
@@ -36,7 +38,8 @@ public:
 
     // The next complete packet; nullopt with !ec when more bytes are needed. On a
     // violation ec holds the reason_code the specification prescribes and the decoder
-    // stays failed (every later call returns the same error).
+    // stays failed (every later call returns the same error). The first byte is checked
+    // as soon as it arrives, and the size limit as soon as the remaining length has.
     std::optional<packet> next(std::error_code& ec);
 
     std::size_t buffered() const noexcept { return end_ - begin_; }

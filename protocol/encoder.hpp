@@ -1,6 +1,11 @@
 #pragma once
 // Packets to bytes. Encoding is total: a packet that cannot be expressed in the given
-// version (for example a 5.0-only reason code in 3.1.1) is encoded in the nearest legal form.
+// version (for example a 5.0-only reason code in 3.1.1) is encoded in the nearest legal form:
+// 3.1/3.1.1 drop properties, ack and DISCONNECT reason codes, UNSUBACK reason codes and a
+// password without a user name; map CONNACK reasons with to_v311_connack and SUBACK
+// failures to 0x80. A CONNECT is encoded in its own `version`; AUTH always in the 5.0
+// form. Strings longer than 65,535 bytes are cut to fit their length prefix.
+// For every packet the decoder returns, encode() reproduces the bytes it came from.
 #include <cstdint>
 #include <string>
 

@@ -64,8 +64,10 @@ struct publish {
 
 // PUBACK, PUBREC, PUBREL and PUBCOMP share one shape (spec 3.4-3.7).
 // A 5.0 ack may omit the reason code and/or the property length; `wire_length`
-// remembers the form that was decoded (2, 3 or 4+ bytes) so it re-encodes identically.
-// 0 means "the shortest form that carries reason and props".
+// remembers a decoded form longer than needed (3: reason code only, 4: reason code and
+// property length) so it re-encodes identically. 0 means "the shortest form that carries
+// reason and props", and is what the decoder reports when the wire used that form; a
+// value too short for the content is treated as 0.
 struct ack_packet {
     std::uint16_t packet_id = 0;
     reason_code reason = reason_code::success;
@@ -131,14 +133,18 @@ struct pingresp {
 struct disconnect {
     reason_code reason = reason_code::success;
     properties props;
-    std::uint8_t wire_length = 0;  // as ack_packet: 0, 1 or 2+ bytes of body in 5.0
+    // As ack_packet, in bytes of body: 1 (reason code only) or 2 (reason code and
+    // property length) when longer than needed; 0 for the shortest form.
+    std::uint8_t wire_length = 0;
     friend bool operator==(const disconnect&, const disconnect&) = default;
 };
 
 struct auth {
     reason_code reason = reason_code::success;
     properties props;
-    std::uint8_t wire_length = 0;  // as disconnect
+    // As disconnect, but AUTH has no 1-byte form (spec 3.15.2.1): 2 keeps a reason code and
+    // property length that could have been omitted; 0 for the shortest form.
+    std::uint8_t wire_length = 0;
     friend bool operator==(const auth&, const auth&) = default;
 };
 

@@ -13,13 +13,15 @@ bool valid_topic_filter(std::string_view filter) noexcept;
 bool has_wildcard(std::string_view filter) noexcept;
 
 // Filters starting with a wildcard do not match topics starting with '$' [MQTT-4.7.2-1].
+// `filter` is an ordinary filter: take a shared one apart with parse_shared() first.
 bool topic_matches(std::string_view filter, std::string_view topic) noexcept;
 
 struct shared_filter {
     std::string_view group;
     std::string_view filter;
 };
-// For "$share/{group}/{filter}", its parts; nullopt for an ordinary filter.
+// For "$share/{group}/{filter}", its parts (not validated); nullopt for an ordinary filter.
+// The $share rules apply in every protocol version.
 std::optional<shared_filter> parse_shared(std::string_view filter) noexcept;
 
 }  // namespace mqtt
