@@ -55,7 +55,8 @@ void broker::start() {
     started_at_ = std::chrono::steady_clock::now();
     for (const auto& l : opts_.listeners) {
         auto lst = std::make_shared<listener>(*this, *contexts_.front(), l);
-        log::info("listening on {}:{} (mqtt/tcp)", l.address, lst->port());
+        log::info("listening on {}:{} ({})", l.address, lst->port(),
+                  l.type == listener_options::kind::websocket ? "mqtt/websocket" : "mqtt/tcp");
         listeners_.push_back(std::move(lst));
     }
     for (auto& l : listeners_) l->start();

@@ -5,7 +5,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include "broker/broker.hpp"
 #include "broker/log.hpp"
@@ -38,10 +37,10 @@ std::string assigned_client_id(broker& b) { return "mqttd-" + b.next_msgid(); }
 
 }  // namespace
 
-connection::connection(broker& b, asio::ip::tcp::socket socket)
+connection::connection(broker& b, std::unique_ptr<transport> t)
     : broker_(b),
-      socket_(std::move(socket)),
-      executor_(socket_.get_executor()),
+      transport_(std::move(t)),
+      executor_(transport_->executor()),
       decoder_(b.options().max_packet_size),
       write_signal_(executor_),
       resume_signal_(executor_),
@@ -50,8 +49,6 @@ connection::connection(broker& b, asio::ip::tcp::socket socket)
 connection::~connection() = default;
 
 void connection::start() {
-    boost::system::error_code ignored;
-    socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
     last_rx_ = clock::now();
     keepalive_limit_ = broker_.options().connect_timeout;
     auto self = shared_from_this();
@@ -94,7 +91,7 @@ awaitable<void> connection::read_loop() {
         while (pending_acks_.size() >= max_pending_acks && !closing_ && !closed_) co_await resume_signal_.wait();
         if (closing_ || closed_) break;
         auto space = decoder_.prepare(16 * 1024);
-        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), nothrow_awaitable);
+        auto [ec, n] = co_await transport_->read_some(asio::buffer(space.data(), space.size()));
         decoder_.commit(ec ? 0 : n);
         if (ec) break;
         stats::bump(broker_.counters().bytes_received, n);
@@ -124,16 +121,14 @@ awaitable<void> connection::write_loop() {
         }
         writing.clear();
         std::swap(writing, out_);
-        auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(writing), nothrow_awaitable);
+        auto [ec, n] = co_await transport_->write(asio::buffer(writing));
         if (ec) break;
         stats::bump(broker_.counters().bytes_sent, n);
         pull_from_session();
     }
     write_loop_done_ = true;
     closed_ = true;
-    boost::system::error_code ignored;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    transport_->close();
     resume_signal_.notify();
     keepalive_timer_.cancel();
 }
@@ -145,10 +140,7 @@ awaitable<void> connection::keepalive_loop() {
             // Give the writer a bounded time to flush, then close regardless.
             keepalive_timer_.expires_after(close_grace);
             co_await keepalive_timer_.async_wait(nothrow_awaitable);
-            if (!write_loop_done_) {
-                boost::system::error_code ignored;
-                socket_.close(ignored);
-            }
+            if (!write_loop_done_) transport_->close();
             co_return;
         }
         if (keepalive_limit_ == clock::duration::zero()) {

@@ -4,7 +4,6 @@
 // single write. Everything here runs on the connection's own io_context thread; other
 // threads reach it only through wake(), taken_over() and shutdown(), which post.
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <atomic>
 #include <chrono>
@@ -18,6 +17,7 @@
 #include "broker/async_signal.hpp"
 #include "broker/hooks.hpp"
 #include "broker/session.hpp"
+#include "broker/transport.hpp"
 #include "protocol/decoder.hpp"
 #include "protocol/packet.hpp"
 
@@ -27,7 +27,7 @@ class broker;
 
 class connection final : public session_owner, public std::enable_shared_from_this<connection> {
 public:
-    connection(broker& b, boost::asio::ip::tcp::socket socket);
+    connection(broker& b, std::unique_ptr<transport> t);
     ~connection() override;
 
     void start();
@@ -79,7 +79,7 @@ private:
     bool v5() const noexcept { return version_ == mqtt::protocol_version::v5; }
 
     broker& broker_;
-    boost::asio::ip::tcp::socket socket_;
+    std::unique_ptr<transport> transport_;
     boost::asio::any_io_executor executor_;
     mqtt::decoder decoder_;
     async_signal write_signal_;

@@ -10,6 +10,7 @@
 #include "broker/broker.hpp"
 #include "broker/connection.hpp"
 #include "broker/log.hpp"
+#include "broker/ws_transport.hpp"
 
 namespace mqttd {
 
@@ -17,7 +18,7 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 listener::listener(broker& b, asio::io_context& ctx, const listener_options& o)
-    : broker_(b), acceptor_(ctx) {
+    : broker_(b), acceptor_(ctx), kind_(o.type) {
     tcp::endpoint ep(asio::ip::make_address(o.address), o.port);
     acceptor_.open(ep.protocol());
     acceptor_.set_option(tcp::acceptor::reuse_address(true));
@@ -50,10 +51,24 @@ asio::awaitable<void> listener::accept_loop() {
             co_await pause.async_wait(nothrow);
             continue;
         }
-        auto c = std::make_shared<connection>(broker_, std::move(socket));
+        if (kind_ == listener_options::kind::websocket) {
+            auto ex = socket.get_executor();
+            asio::co_spawn(ex, upgrade(std::move(socket)), asio::detached);
+            continue;
+        }
+        auto c = std::make_shared<connection>(broker_, make_tcp_transport(std::move(socket)));
         broker_.add_connection(c);
         c->start();
     }
+}
+
+asio::awaitable<void> listener::upgrade(tcp::socket socket) {
+    auto self = shared_from_this();
+    auto t = co_await accept_websocket(std::move(socket), broker_.options().max_packet_size);
+    if (!t) co_return;
+    auto c = std::make_shared<connection>(broker_, std::move(t));
+    broker_.add_connection(c);
+    c->start();
 }
 
 }  // namespace mqttd

@@ -20,9 +20,12 @@ public:
 
 private:
     boost::asio::awaitable<void> accept_loop();
+    // WebSocket: the HTTP upgrade happens on the connection's own thread.
+    boost::asio::awaitable<void> upgrade(boost::asio::ip::tcp::socket socket);
 
     broker& broker_;
     boost::asio::ip::tcp::acceptor acceptor_;
+    listener_options::kind kind_;
     std::uint16_t port_;
 };
 
