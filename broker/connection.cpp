@@ -85,15 +85,22 @@ void connection::shutdown() {
 
 awaitable<void> connection::read_loop() {
     const std::size_t max_pending_acks = std::max<std::size_t>(broker_.options().max_inflight, 16);
+    constexpr std::size_t min_read_size = 256;
+    constexpr std::size_t max_read_size = 64 * 1024;
+    std::size_t read_size = min_read_size;
     while (!closing_ && !closed_) {
         // Back-pressure: while the hooks hold many of this publisher's acks, stop
         // reading, so the client (and TCP) waits instead of the broker buffering.
         while (pending_acks_.size() >= max_pending_acks && !closing_ && !closed_) co_await resume_signal_.wait();
         if (closing_ || closed_) break;
-        auto space = decoder_.prepare(16 * 1024);
+        auto space = decoder_.prepare(read_size);
         auto [ec, n] = co_await transport_->read_some(asio::buffer(space.data(), space.size()));
         decoder_.commit(ec ? 0 : n);
         if (ec) break;
+        // Reads that fill the buffer ask for a bigger one; small reads let it shrink back,
+        // so idle connections hold little memory and busy ones read in large chunks.
+        if (n == read_size && read_size < max_read_size) read_size *= 2;
+        else if (n < read_size / 4 && read_size > min_read_size) read_size /= 2;
         stats::bump(broker_.counters().bytes_received, n);
         last_rx_ = clock::now();
         while (!closing_ && !closed_) {
@@ -106,6 +113,7 @@ awaitable<void> connection::read_loop() {
             if (!p) break;
             on_packet(*p);
         }
+        decoder_.trim(2 * read_size);
     }
     if (!closing_) close(std::nullopt);  // the network went away: the will is due
     finish();

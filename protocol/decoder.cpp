@@ -46,6 +46,12 @@ std::span<char> decoder::prepare(std::size_t n) {
 
 void decoder::commit(std::size_t n) noexcept { end_ = std::min(end_ + n, buf_.size()); }
 
+void decoder::trim(std::size_t keep) noexcept {
+    if (begin_ != end_ || buf_.size() <= keep) return;
+    std::string().swap(buf_);
+    begin_ = end_ = 0;
+}
+
 std::optional<packet> decoder::next(std::error_code& ec) {
     if (failed_) {
         ec = failed_;

@@ -43,6 +43,9 @@ public:
     std::optional<packet> next(std::error_code& ec);
 
     std::size_t buffered() const noexcept { return end_ - begin_; }
+    // Frees the buffer when nothing is buffered and it holds more than `keep` bytes, so
+    // an idle connection does not keep the largest read it ever made.
+    void trim(std::size_t keep) noexcept;
 
 private:
     std::string buf_;
