@@ -8,9 +8,13 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 scripts/deps.sh test || exit 1
-echo "building (build/ and build-asan/) ..."
+echo "building build/ (everything), build-asan/ and build-tsan/ (test programs) ..."
 scripts/build.sh build || exit 1
-scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+# The sanitizer builds need only the test programs, not mqttd or the bench tools.
+unit_targets=$(cd tests && sed -n "s/^\([a-z_]*\) = executable('\([a-z_]*\)'.*/tests\/\2/p" meson.build | tr '\n' ' ')
+MQTTD_TARGETS="$unit_targets" scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+MQTTD_TARGETS="tests/broker_tests tests/broker_ds_tests" \
+  scripts/build.sh build-tsan -Db_sanitize=thread -Db_lundef=false -Dcpp_args=-Wno-tsan || exit 1
 
 pgdir=$(mktemp -d /tmp/mqttd-test-pg.XXXXXX)
 chmod 755 "$pgdir"
@@ -38,7 +42,10 @@ log=$(mktemp)
 echo "== unit tests"
 meson test -C build --suite unit --print-errorlogs | tee "$log"; count_meson "$log"
 echo "== unit tests under AddressSanitizer + UBSan"
-meson test -C build-asan --suite unit --print-errorlogs | tee "$log"; count_meson "$log"
+meson test -C build-asan --no-rebuild --suite unit --print-errorlogs | tee "$log"; count_meson "$log"
+echo "== broker tests under ThreadSanitizer"
+TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --no-rebuild broker broker-ds --print-errorlogs | tee "$log"
+count_meson "$log"
 
 echo "== integration tests"
 if [ -f tests/integration/package.json ] && [ ! -d tests/integration/node_modules ]; then

@@ -64,8 +64,8 @@ mqttd::message_ptr stored_message(const std::string& topic, const std::string& p
 }  // namespace
 
 TEST_CASE("hooks: a handler observes every event with its data") {
+    event_log log;  // outlives the broker, whose threads call the handlers
     running_broker rb;
-    event_log log;
     auto& h = rb.b.hooks();
     h.on_client_connected([&](const mqttd::client_info& c) { log.add("connected " + c.clientid); });
     h.on_client_disconnected([&](const mqttd::client_info& c) { log.add("disconnected " + c.clientid); });
@@ -103,9 +103,9 @@ TEST_CASE("hooks: a handler observes every event with its data") {
 }
 
 TEST_CASE("hooks: a publish handler delays the PUBACK while other traffic flows") {
-    running_broker rb;
     std::mutex m;
     std::vector<mqttd::publish_hold> held;
+    running_broker rb;
     auto handle = rb.b.hooks().on_message_publish(
         [&](const mqttd::client_info&, const mqttd::message_ptr& msg, const mqttd::publish_hold& hold) {
             if (hold && msg->topic == "slow/store") {
@@ -153,8 +153,8 @@ TEST_CASE("hooks: a publish handler delays the PUBACK while other traffic flows"
 }
 
 TEST_CASE("hooks: a handler subscribes a client as if it had sent SUBSCRIBE") {
-    running_broker rb;
     event_log log;
+    running_broker rb;
     rb.b.hooks().on_client_connected([&](const mqttd::client_info& c) {
         if (c.clientid == "restored") rb.b.subscribe(c.clientid, {{"restore/+", {mqtt::qos::at_least_once}}});
     });
@@ -184,6 +184,7 @@ TEST_CASE("hooks: a handler subscribes a client as if it had sent SUBSCRIBE") {
 }
 
 TEST_CASE("hooks: a handler delivers stored messages to one client's session, in order, with QoS") {
+    event_log acked;
     running_broker rb;
     rb.b.hooks().on_session_subscribed([&](const mqttd::subscription_event& e) {
         if (e.topic != "inbox/#") return;
@@ -191,7 +192,6 @@ TEST_CASE("hooks: a handler delivers stored messages to one client's session, in
         for (int i = 0; i < 50; ++i) msgs.push_back(stored_message("inbox/a", std::to_string(i), mqtt::qos::at_least_once));
         rb.b.deliver(e.client.clientid, msgs, e.qos, false);
     });
-    event_log acked;
     rb.b.hooks().on_message_acked([&](const mqttd::delivery_event& e) {
         if (e.msg->msgid == "stored-49") acked.add("last acked by " + e.client.clientid);
     });
