@@ -51,6 +51,8 @@ mqttd::broker_options broker_options_from(const conf::broker_settings& s) {
         static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(s.session_expiry_interval).count());
     o.keepalive_backoff = s.keepalive_backoff;
     o.max_awaiting_rel = s.max_awaiting_rel;
+    o.await_rel_timeout = s.await_rel_timeout;
+    o.max_topic_levels = s.max_topic_levels;
     o.max_topic_alias = s.max_topic_alias;
     o.retain_available = s.retain_available;
     o.wildcard_subscription = s.wildcard_subscription;

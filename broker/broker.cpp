@@ -144,6 +144,8 @@ broker::subscribe_outcome broker::add_subscription(const session_ptr& s, const m
     if (shared && !opts_.shared_subscription) return fail(reason_code::shared_subscriptions_not_supported);
     if (!opts_.wildcard_subscription && mqtt::has_wildcard(sub.filter))
         return fail(reason_code::wildcard_subscriptions_not_supported);
+    if (opts_.max_topic_levels && mqtt::topic_levels(sub.filter) > opts_.max_topic_levels)
+        return fail(reason_code::topic_filter_invalid);
 
     auto options = sub.options;
     options.max_qos = std::min(options.max_qos, static_cast<mqtt::qos>(opts_.max_qos_allowed));

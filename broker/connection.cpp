@@ -9,6 +9,7 @@
 #include "broker/broker.hpp"
 #include "broker/log.hpp"
 #include "protocol/encoder.hpp"
+#include "protocol/topic.hpp"
 #include "protocol/utf8.hpp"
 
 namespace mqttd {
@@ -361,11 +362,19 @@ void connection::on_publish(mqtt::publish& p) {
     if (p.qos > static_cast<mqtt::qos>(o.max_qos_allowed)) return close(reason_code::qos_not_supported);
     if (p.retain && !o.retain_available) return close(reason_code::retain_not_supported);
 
+    if (o.max_topic_levels && mqtt::topic_levels(p.topic) > o.max_topic_levels)
+        return close(reason_code::topic_name_invalid);
+
     const auto type = p.qos == mqtt::qos::exactly_once ? mqtt::packet_type::pubrec : mqtt::packet_type::puback;
-    if (p.qos == mqtt::qos::exactly_once && !session_->begin_incoming_qos2(p.packet_id)) {
-        // The same QoS 2 message again before PUBREL: acknowledge, do not route twice.
-        queue_ack(p.packet_id, type, std::make_shared<bool>(true));
-        return;
+    if (p.qos == mqtt::qos::exactly_once) {
+        switch (session_->begin_incoming_qos2(p.packet_id, o.max_awaiting_rel, o.await_rel_timeout)) {
+            case session::incoming_qos2::fresh: break;
+            case session::incoming_qos2::duplicate:
+                // The same QoS 2 message again before PUBREL: acknowledge, do not route twice.
+                queue_ack(p.packet_id, type, std::make_shared<bool>(true));
+                return;
+            case session::incoming_qos2::too_many: return close(reason_code::receive_maximum_exceeded);
+        }
     }
 
     auto m = std::make_shared<message>();

@@ -29,7 +29,9 @@ struct broker_options {
     bool mqueue_store_qos0 = true;
     std::uint32_t session_expiry_interval = 7200;  // seconds; 0: sessions end at disconnect
     double keepalive_backoff = 0.75;               // the broker allows keep-alive x backoff x 2
-    std::size_t max_awaiting_rel = 100;
+    std::size_t max_awaiting_rel = 100;  // QoS 2 ids awaiting PUBREL per client; 0: no limit
+    std::chrono::milliseconds await_rel_timeout{300'000};
+    std::uint32_t max_topic_levels = 0;  // 0: no limit
     std::uint16_t max_topic_alias = 65535;
     bool retain_available = true;
     // Send matching retained messages from memory on SUBSCRIBE. Off when a backend

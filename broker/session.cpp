@@ -160,9 +160,16 @@ bool session::pubcomp(std::uint16_t id) {
     return true;
 }
 
-bool session::begin_incoming_qos2(std::uint16_t id) {
+session::incoming_qos2 session::begin_incoming_qos2(std::uint16_t id, std::size_t max_awaiting,
+                                                    std::chrono::milliseconds timeout) {
     std::lock_guard lock(mutex_);
-    return incoming_qos2_.insert(id).second;
+    if (incoming_qos2_.contains(id)) return incoming_qos2::duplicate;
+    const auto now = std::chrono::steady_clock::now();
+    if (max_awaiting != 0 && incoming_qos2_.size() >= max_awaiting)
+        std::erase_if(incoming_qos2_, [&](const auto& e) { return now - e.second >= timeout; });
+    if (max_awaiting != 0 && incoming_qos2_.size() >= max_awaiting) return incoming_qos2::too_many;
+    incoming_qos2_.emplace(id, now);
+    return incoming_qos2::fresh;
 }
 
 bool session::release_incoming_qos2(std::uint16_t id) {

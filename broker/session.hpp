@@ -15,7 +15,6 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "broker/message.hpp"
@@ -105,8 +104,12 @@ public:
     bool pubcomp(std::uint16_t id);
 
     // --- QoS 2 from the client ------------------------------------------------------
-    // False if the id is already awaiting PUBREL (a resent PUBLISH: not routed again).
-    bool begin_incoming_qos2(std::uint16_t id);
+    enum class incoming_qos2 : std::uint8_t { fresh, duplicate, too_many };
+    // `duplicate`: the id already awaits PUBREL (a resent PUBLISH: not routed again).
+    // `too_many`: `max_awaiting` ids await PUBREL (0: no limit). Ids awaiting longer
+    // than `timeout` are forgotten first, as a client that never sends PUBREL would
+    // otherwise fill the table for good.
+    incoming_qos2 begin_incoming_qos2(std::uint16_t id, std::size_t max_awaiting, std::chrono::milliseconds timeout);
     bool release_incoming_qos2(std::uint16_t id);
     std::size_t incoming_qos2_count() const;
 
@@ -141,7 +144,7 @@ private:
     std::list<inflight_entry> inflight_;  // send order
     std::unordered_map<std::uint16_t, std::list<inflight_entry>::iterator> inflight_by_id_;
     std::uint16_t last_packet_id_ = 0;
-    std::unordered_set<std::uint16_t> incoming_qos2_;
+    std::unordered_map<std::uint16_t, std::chrono::steady_clock::time_point> incoming_qos2_;  // id -> arrival
     std::map<std::string, stored_subscription> subscriptions_;
     drop_counters drops_;
 };

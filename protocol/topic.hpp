@@ -11,6 +11,12 @@ bool valid_topic_name(std::string_view topic) noexcept;
 // $share/{group}/{filter} with a non-empty group free of wildcards and a valid filter.
 bool valid_topic_filter(std::string_view filter) noexcept;
 bool has_wildcard(std::string_view filter) noexcept;
+// How many levels: one more than the number of '/' separators.
+inline std::size_t topic_levels(std::string_view topic) noexcept {
+    std::size_t n = 1;
+    for (char c : topic) n += c == '/';
+    return n;
+}
 
 // Filters starting with a wildcard do not match topics starting with '$' [MQTT-4.7.2-1].
 // `filter` is an ordinary filter: take a shared one apart with parse_shared() first.

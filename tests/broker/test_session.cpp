@@ -89,12 +89,21 @@ TEST_CASE("session: QoS 2 outbound states, and resending after reconnect with DU
     CHECK_FALSE(s.pubcomp(taken[0].packet_id));
 }
 
-TEST_CASE("session: incoming QoS 2 ids are remembered until PUBREL") {
+TEST_CASE("session: incoming QoS 2 ids are remembered until PUBREL, bounded, and forgotten after the timeout") {
+    using r = mqttd::session::incoming_qos2;
+    using namespace std::chrono_literals;
     mqttd::session s("c", {});
-    CHECK(s.begin_incoming_qos2(7));
-    CHECK_FALSE(s.begin_incoming_qos2(7));
+    CHECK(s.begin_incoming_qos2(7, 2, 300s) == r::fresh);
+    CHECK(s.begin_incoming_qos2(7, 2, 300s) == r::duplicate);
+    CHECK(s.begin_incoming_qos2(8, 2, 300s) == r::fresh);
+    CHECK(s.begin_incoming_qos2(9, 2, 300s) == r::too_many);
     CHECK(s.release_incoming_qos2(7));
     CHECK_FALSE(s.release_incoming_qos2(7));
+    CHECK(s.begin_incoming_qos2(9, 2, 300s) == r::fresh);
+    // With a zero timeout the old ids make room at once.
+    CHECK(s.begin_incoming_qos2(10, 2, 0ms) == r::fresh);
+    CHECK(s.incoming_qos2_count() == 1);
+    CHECK(s.begin_incoming_qos2(11, 0, 0ms) == r::fresh);  // 0: no limit
 }
 
 TEST_CASE("session: expired messages are not delivered from the queue") {
