@@ -29,7 +29,7 @@ asio::awaitable<measurement> insert_for(connection& c, std::size_t per_batch, cl
         b.clear();
         if (per_batch > 1) b.begin();
         for (std::size_t i = 0; i < per_batch; ++i)
-            b.execute("tp_ins", {fmt::format("msg-{}", id++), "sender-1", "t/1", 1, 0, "payload of a typical size, 40 bytes ok"});
+            b.execute("tp_ins", {fmt::format("msg-{}-{}", per_batch, id++), "sender-1", "t/1", 1, 0, "payload of a typical size, 40 bytes ok"});
         if (per_batch > 1) b.commit();
         auto r = co_await c.run(b);
         m.ok = r.ok();
