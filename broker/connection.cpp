@@ -301,10 +301,9 @@ void connection::on_connect(mqtt::connect& c) {
     }
 
     session_limits limits{o.max_inflight, o.max_mqueue_len, o.max_mqueue_bytes, o.mqueue_store_qos0};
-    auto opened = broker_.sessions().open(client_.clientid, c.clean_start, limits, weak_from_this());
+    auto opened = broker_.sessions().open(client_.clientid, c.clean_start, expiry, limits, weak_from_this());
     session_ = opened.s;
     generation_ = opened.generation;
-    session_->set_expiry(expiry);
     if (auto previous = opened.previous_owner.lock()) previous->taken_over();
     connected_ = true;
     keepalive_timer_.cancel();  // re-armed for the client's keep-alive instead of the connect timeout

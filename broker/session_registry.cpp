@@ -4,7 +4,7 @@
 
 namespace mqttd {
 
-session_registry::opened session_registry::open(const std::string& clientid, bool clean_start,
+session_registry::opened session_registry::open(const std::string& clientid, bool clean_start, std::uint32_t expiry,
                                                 const session_limits& limits, std::weak_ptr<session_owner> owner) {
     opened r;
     {
@@ -12,7 +12,7 @@ session_registry::opened session_registry::open(const std::string& clientid, boo
         auto& slot = sessions_[clientid];
         if (slot) {
             r.previous_owner = slot->owner();
-            if (clean_start) {
+            if (clean_start || slot->expiry() == 0) {
                 r.discarded = std::move(slot);
             } else {
                 r.present = true;
@@ -21,6 +21,7 @@ session_registry::opened session_registry::open(const std::string& clientid, boo
         if (!slot) slot = std::make_shared<session>(clientid, limits);
         r.s = slot;
         r.generation = slot->attach(std::move(owner));
+        slot->set_expiry(expiry);
     }
     if (r.discarded) on_end_(r.discarded);
     return r;

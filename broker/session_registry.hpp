@@ -26,7 +26,9 @@ public:
         std::weak_ptr<session_owner> previous_owner;  // to be told it was taken over
         session_ptr discarded;         // an old session replaced because of clean start (already ended)
     };
-    opened open(const std::string& clientid, bool clean_start, const session_limits& limits,
+    // A session whose expiry is 0 ends with its connection, so a takeover does not
+    // resume it either. `expiry` is the new owner's, set under the same lock.
+    opened open(const std::string& clientid, bool clean_start, std::uint32_t expiry, const session_limits& limits,
                 std::weak_ptr<session_owner> owner);
 
     // The owner with this generation goes away: the session ends now (expiry 0) or is

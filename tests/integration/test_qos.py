@@ -201,6 +201,7 @@ def test_qos1_redelivered_with_dup_after_reconnect(broker, raw, paho):
     assert [p.pid for p in again] == [p.pid for p in orig]
     for p in again:
         r2.send(raw_mqtt.puback(p.pid))
+    r2.ping()  # the broker has read the PUBACKs before this connection goes
     r2.close()
 
     # Acknowledged now: a third connection gets nothing more.

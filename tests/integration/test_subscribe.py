@@ -67,7 +67,9 @@ def test_overlapping_subscriptions_highest_qos(broker, paho, order):
     pub.publish("TopicA/C", b"max", qos=2)
     pub.publish("TopicA/C", b"one", qos=1)
     got = sub.drain(1.0)
-    assert [(m.payload, m.qos) for m in got] == [(b"max", 2), (b"one", 1)]
+    # Sorted: paho hands a QoS 2 message to the application only at PUBREL, after the
+    # QoS 1 one; what matters here is one copy each, at the highest matching QoS.
+    assert sorted((m.payload, m.qos) for m in got) == [(b"max", 2), (b"one", 1)]
 
 
 def test_unsubscribe_stops_delivery_paho(broker, paho):
