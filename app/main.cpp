@@ -1,5 +1,6 @@
 // mqttd: reads its configuration, starts the broker (and, through the configuration's
 // backend.pgsql.* keys, the PostgreSQL backend), and runs until SIGINT or SIGTERM.
+// SIGUSR1 unloads the backend's hooks at runtime, SIGUSR2 loads them again.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -7,6 +8,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <climits>
 #include <cstdio>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -16,6 +19,7 @@
 #include "broker/log.hpp"
 #include "conf/password_file.hpp"
 #include "conf/settings.hpp"
+#include "persistence/backend.hpp"
 
 namespace {
 
@@ -108,10 +112,15 @@ int main(int argc, char** argv) {
     }
 
     mqttd::broker_options options;
+    conf::backend_settings backend_settings;
     try {
         auto settings = conf::load_settings(files, hostname());
         mqttd::log::threshold = log_level_from(settings.broker.log);
         options = broker_options_from(settings.broker);
+        backend_settings = std::move(settings.backend);
+        // The backend serves retained messages on SUBSCRIBE from PostgreSQL: the broker
+        // must not send them from memory as well.
+        if (mqttd::persistence::serves_retained(backend_settings)) options.retained_on_subscribe = false;
     } catch (const conf::config_error& e) {
         std::fprintf(stderr, "mqttd: configuration error: %s\n", e.what());
         return 2;
@@ -120,16 +129,40 @@ int main(int argc, char** argv) {
     try {
         raise_descriptor_limit();
         mqttd::broker b(std::move(options));
+        // Declared after the broker: destroyed first, while the broker still exists.
+        std::unique_ptr<mqttd::persistence::backend> backend;
+        if (!backend_settings.hooks.empty()) {
+            backend = std::make_unique<mqttd::persistence::backend>(std::move(backend_settings), b.hooks(), b);
+            backend->start();
+            backend->attach();
+        }
         b.start();
 
         boost::asio::io_context signals_ctx;
         boost::asio::signal_set signals(signals_ctx, SIGINT, SIGTERM);
-        signals.async_wait([&](const boost::system::error_code&, int sig) {
-            mqttd::log::info("signal {}: shutting down", sig);
-            b.stop();
-        });
+        signals.add(SIGUSR1);
+        signals.add(SIGUSR2);
+        std::function<void(const boost::system::error_code&, int)> on_signal =
+            [&](const boost::system::error_code& ec, int sig) {
+                if (ec) return;
+                if (sig == SIGUSR1 || sig == SIGUSR2) {
+                    if (!backend)
+                        mqttd::log::info("signal {}: no PostgreSQL backend is configured", sig);
+                    else if (sig == SIGUSR1)
+                        backend->detach();  // unload: events pass the backend by
+                    else
+                        backend->attach();  // load again
+                    signals.async_wait(on_signal);
+                    return;
+                }
+                mqttd::log::info("signal {}: shutting down", sig);
+                b.stop();
+            };
+        signals.async_wait(on_signal);
         signals_ctx.run();
         b.wait();
+        // The broker accepts nothing more: write what the backend has queued (bounded).
+        if (backend) backend->stop(std::chrono::milliseconds(1500));
     } catch (const std::exception& e) {
         mqttd::log::error("cannot start: {}", e.what());
         return 1;

@@ -1,0 +1,147 @@
+#pragma once
+// Inside the backend: what backend.cpp, schema.cpp, functions.cpp, offline_fetch.cpp and
+// sql_actions.cpp share. Not for use outside persistence/.
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/hooks.hpp"
+#include "conf/backend_settings.hpp"
+#include "persistence/backend.hpp"
+#include "persistence/payload_codec.hpp"
+#include "persistence/pg_pool.hpp"
+#include "persistence/write_stream.hpp"
+
+namespace mqttd::persistence {
+
+// What the schema probe found on a pool's server (read and written on the executor).
+struct pool_schema {
+    payload_column msg_payload = payload_column::text;
+    payload_column retain_payload = payload_column::text;
+    bool msgid_unique = false;
+    // SQL action statement name -> per parameter: declared bytea by the server.
+    std::unordered_map<std::string, std::vector<bool>> bytea_params;
+};
+
+// Which tables a pool's hooks use (decides the statements prepared and probed).
+struct pool_needs {
+    bool client = false;  // mqtt_client
+    bool sub = false;     // mqtt_sub
+    bool msg = false;     // mqtt_msg
+    bool retain = false;  // mqtt_retain
+    bool acked = false;   // mqtt_acked
+};
+
+// A SQL action statement registered as a prepared statement.
+struct action_statement {
+    std::string name;
+    const conf::sql_statement* statement = nullptr;
+};
+
+struct pool_runtime {
+    conf::pool_settings settings;
+    std::unique_ptr<pg::pool> pool;
+    std::unique_ptr<write_stream> stream;
+    pool_needs needs;
+    std::vector<action_statement> actions;
+    pool_schema schema;
+    bool prepared = false;  // statements registered
+};
+
+// One configured hook, bound to its pool.
+struct hook_runtime {
+    const conf::hook* config = nullptr;
+    pool_runtime* pool = nullptr;
+    std::vector<std::string> statement_names;  // SQL action: one per statement
+};
+
+// The values of one event that SQL actions may bind (`${name}`).
+struct event_vars {
+    std::string clientid;
+    std::string username;
+    std::string topic;
+    std::string msgid;
+    int qos = 0;
+    bool retain = false;
+    std::int64_t timestamp_ms = 0;
+    message_ptr msg;  // the payload's source, for message.publish
+};
+
+struct backend::impl {
+    impl(conf::backend_settings s, hook_bus& h, broker_api& b);
+    ~impl();
+
+    // The io_context first: destroyed last, after every object that uses it.
+    boost::asio::io_context ctx{1};
+    std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
+    std::thread thread;
+
+    conf::backend_settings settings;
+    hook_bus& hooks;
+    broker_api& broker;
+
+    std::vector<std::unique_ptr<pool_runtime>> pools;
+    std::vector<hook_runtime> hook_rts;
+
+    mutable std::mutex attach_mutex;
+    std::vector<hook_bus::handle> handles;
+    bool started = false;
+    std::atomic<bool> stopped{false};
+
+    // Subscription filters each client has with an on_message_fetch hook (QoS > 0):
+    // on_message_acked moves the ack pointer of every one of them that matches.
+    std::mutex tracked_mutex;
+    std::unordered_map<std::string, std::vector<std::string>> tracked;
+    bool any_fetch = false;
+
+    void build_runtime();
+    void attach_handlers();
+
+    // Handlers, one per hookpoint (functions.cpp); `h` has already matched the event.
+    void on_client_connected(const hook_runtime& h, const client_info& c);
+    void on_client_disconnected(const hook_runtime& h, const client_info& c);
+    void on_session_subscribed(const hook_runtime& h, const subscription_event& e);
+    void on_session_unsubscribed(const hook_runtime& h, const subscription_event& e);
+    void on_message_publish(const hook_runtime& h, const client_info& c, const message_ptr& m,
+                            const publish_hold& hold);
+    void on_message_acked(const hook_runtime& h, const delivery_event& e);
+    void on_message_delivered(const hook_runtime& h, const delivery_event& e);
+
+    // offline_fetch.cpp
+    void track(const std::string& clientid, const std::string& filter);
+    void untrack(const std::string& clientid, const std::string& filter);
+    std::vector<std::string> tracked_matching(const std::string& clientid, std::string_view topic);
+    void push_fetch(const hook_runtime& h, const subscription_event& e);
+    void push_retain_lookup(const hook_runtime& h, const subscription_event& e);
+    void push_subscription_lookup(const hook_runtime& h, const client_info& c);
+    void push_ack(const hook_runtime& h, const std::string& clientid, const std::string& filter,
+                  const std::string& msgid);
+
+    // sql_actions.cpp: one op per statement, each in its own sync segment.
+    void push_actions(const hook_runtime& h, const std::shared_ptr<const event_vars>& vars,
+                      const publish_hold& hold);
+
+    // Keeps a publish's hold according to publish_ack; ops without a hold may be refused.
+    void keep_hold(stream_op& op, const publish_hold& hold, write_stream& s) const;
+};
+
+// schema.cpp: probes the server once connected and registers the pool's statements.
+boost::asio::awaitable<std::error_code> set_up_pool(pool_runtime& p);
+
+// Log lines of the backend: "pgsql <pool>: ...".
+void backend_log(pg::log_level l, std::string_view text);
+
+}  // namespace mqttd::persistence

@@ -1,0 +1,222 @@
+// The reads of the backend, served from PostgreSQL through the pool's ordered stream (so
+// they see every write queued before them): on_subscribe_lookup (restore subscriptions
+// from mqtt_sub), on_retain_lookup (retained messages for a subscription, wildcards
+// included), on_message_fetch (unread messages, oldest first, behind the client's ack
+// pointer) and on_message_acked (the pointer moves forward only).
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "broker/log.hpp"
+#include "persistence/backend_impl.hpp"
+#include "persistence/statements.hpp"
+#include "persistence/topic_sql.hpp"
+#include "protocol/topic.hpp"
+
+namespace mqttd::persistence {
+
+namespace {
+
+mqtt::qos qos_of(std::optional<std::int64_t> v) {
+    return static_cast<mqtt::qos>(std::clamp<std::int64_t>(v.value_or(0), 0, 2));
+}
+
+std::string payload_of(const pg::rowset& rows, std::size_t row, std::size_t col, payload_column kind) {
+    if (kind == payload_column::bytea) return rows.get_bytes(row, col);
+    return payload_from_text(rows.get(row, col));
+}
+
+class subscription_lookup_op final : public stream_op {
+public:
+    subscription_lookup_op(broker_api& b, std::string clientid) : broker_(b), clientid_(std::move(clientid)) {}
+    void build(pg::batch& b) const override { b.execute(sql::subscription_lookup, {clientid_}); }
+    void done(std::span<pg::step_result> r) override {
+        const auto& rows = r[0].rows;
+        std::vector<mqtt::subscription> subs;
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            std::string filter(rows.get(i, 0));
+            if (rows.is_null(i, 0) || !mqtt::valid_topic_filter(filter)) {
+                log::warning("pgsql: mqtt_sub of client {}: \"{}\" is not a valid topic filter; skipped", clientid_,
+                             filter);
+                continue;
+            }
+            mqtt::subscription s;
+            s.filter = std::move(filter);
+            s.options.max_qos = qos_of(rows.get_int(i, 1));
+            subs.push_back(std::move(s));
+        }
+        if (!subs.empty()) broker_.subscribe(clientid_, subs);
+    }
+    std::string describe() const override { return fmt::format("on_subscribe_lookup (client {})", clientid_); }
+
+private:
+    broker_api& broker_;
+    std::string clientid_;
+};
+
+class retain_lookup_op final : public stream_op {
+public:
+    retain_lookup_op(broker_api& b, const pool_runtime& p, const subscription_event& e)
+        : broker_(b), pool_(p), clientid_(e.client.clientid), filter_(e.topic), qos_(e.qos),
+          cond_(filter_condition(e.topic)) {}
+    void build(pg::batch& b) const override {
+        if (cond_.exact)
+            b.execute(sql::retain_lookup_exact, {filter_});
+        else
+            b.execute(sql::retain_lookup_wild, {cond_.like, cond_.regex});
+    }
+    void done(std::span<pg::step_result> r) override {
+        // (topic, msgid, sender, qos, payload)
+        const auto& rows = r[0].rows;
+        if (rows.empty()) return;
+        std::vector<message_ptr> msgs;
+        const auto now = std::chrono::system_clock::now();
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            auto m = std::make_shared<message>();
+            m->topic = rows.get(i, 0);
+            m->msgid = rows.get(i, 1);
+            m->sender = rows.get(i, 2);
+            m->qos = qos_of(rows.get_int(i, 3));
+            m->payload = mqtt::shared_payload(payload_of(rows, i, 4, pool_.schema.retain_payload));
+            m->retain = true;
+            m->timestamp = now;
+            msgs.push_back(std::move(m));
+        }
+        broker_.deliver(clientid_, msgs, qos_, true);
+    }
+    std::string describe() const override {
+        return fmt::format("on_retain_lookup (client {}, filter {})", clientid_, filter_);
+    }
+
+private:
+    broker_api& broker_;
+    const pool_runtime& pool_;
+    std::string clientid_, filter_;
+    mqtt::qos qos_;
+    topic_condition cond_;
+};
+
+class fetch_op final : public stream_op {
+public:
+    fetch_op(broker_api& b, const pool_runtime& p, const subscription_event& e, const conf::offline_limits& lim)
+        : broker_(b), pool_(p), clientid_(e.client.clientid), filter_(e.topic), qos_(e.qos),
+          cond_(filter_condition(e.topic)), subscribed_at_(sql::timestamp_text(std::chrono::system_clock::now())) {
+        if (lim.time_range) range_ = sql::interval_text(*lim.time_range);
+        if (lim.max_returned_count) limit_ = static_cast<std::int64_t>(std::min<std::uint64_t>(*lim.max_returned_count, INT64_MAX));
+    }
+    void build(pg::batch& b) const override {
+        const std::optional<std::string_view> range =
+            range_ ? std::optional<std::string_view>(*range_) : std::nullopt;
+        const pg::param limit = limit_ ? pg::param(*limit_) : pg::param(std::nullopt);
+        if (cond_.exact) {
+            b.execute(sql::ack_pointer_create_exact, {clientid_, filter_});
+            b.execute(sql::fetch_exact, {clientid_, filter_, range, subscribed_at_, limit});
+        } else {
+            b.execute(sql::ack_pointer_create_wild, {clientid_, filter_, cond_.like, cond_.regex});
+            b.execute(sql::fetch_wild, {clientid_, filter_, cond_.like, cond_.regex, range, subscribed_at_, limit});
+        }
+    }
+    void done(std::span<pg::step_result> r) override {
+        // A pointer created now: a first subscription gets no history.
+        if (!r[0].rows.empty()) return;
+        // (id, msgid, sender, topic, qos, payload), oldest first
+        const auto& rows = r[1].rows;
+        if (rows.empty()) return;
+        std::vector<message_ptr> msgs;
+        msgs.reserve(rows.size());
+        const auto now = std::chrono::system_clock::now();
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            auto m = std::make_shared<message>();
+            m->msgid = rows.get(i, 1);
+            m->sender = rows.get(i, 2);
+            m->topic = rows.get(i, 3);
+            m->qos = qos_of(rows.get_int(i, 4));
+            m->payload = mqtt::shared_payload(payload_of(rows, i, 5, pool_.schema.msg_payload));
+            m->timestamp = now;
+            msgs.push_back(std::move(m));
+        }
+        log::debug("pgsql: {} unread messages for client {} on {}", msgs.size(), clientid_, filter_);
+        broker_.deliver(clientid_, msgs, qos_, false);
+    }
+    std::string describe() const override {
+        return fmt::format("on_message_fetch (client {}, filter {})", clientid_, filter_);
+    }
+
+private:
+    broker_api& broker_;
+    const pool_runtime& pool_;
+    std::string clientid_, filter_;
+    mqtt::qos qos_;
+    topic_condition cond_;
+    std::string subscribed_at_;
+    std::optional<std::string> range_;
+    std::optional<std::int64_t> limit_;
+};
+
+class ack_op final : public stream_op {
+public:
+    ack_op(std::string clientid, std::string filter, std::string msgid)
+        : clientid_(std::move(clientid)), filter_(std::move(filter)), msgid_(std::move(msgid)) {}
+    void build(pg::batch& b) const override { b.execute(sql::ack_advance, {clientid_, filter_, msgid_}); }
+    std::string describe() const override {
+        return fmt::format("on_message_acked (client {}, filter {}, msgid {})", clientid_, filter_, msgid_);
+    }
+
+private:
+    std::string clientid_, filter_, msgid_;
+};
+
+}  // namespace
+
+void backend::impl::track(const std::string& clientid, const std::string& filter) {
+    std::lock_guard lock(tracked_mutex);
+    auto& v = tracked[clientid];
+    if (std::find(v.begin(), v.end(), filter) == v.end()) v.push_back(filter);
+}
+
+void backend::impl::untrack(const std::string& clientid, const std::string& filter) {
+    std::lock_guard lock(tracked_mutex);
+    auto it = tracked.find(clientid);
+    if (it == tracked.end()) return;
+    std::erase(it->second, filter);
+    if (it->second.empty()) tracked.erase(it);
+}
+
+std::vector<std::string> backend::impl::tracked_matching(const std::string& clientid, std::string_view topic) {
+    std::vector<std::string> out;
+    std::lock_guard lock(tracked_mutex);
+    auto it = tracked.find(clientid);
+    if (it == tracked.end()) return out;
+    for (const auto& f : it->second)
+        if (mqtt::topic_matches(f, topic)) out.push_back(f);
+    return out;
+}
+
+void backend::impl::push_fetch(const hook_runtime& h, const subscription_event& e) {
+    // Not for shared subscriptions (their messages go to one member of a group) nor QoS 0.
+    if (mqtt::parse_shared(e.topic)) return;
+    if (e.qos == mqtt::qos::at_most_once) {
+        untrack(e.client.clientid, e.topic);
+        return;
+    }
+    track(e.client.clientid, e.topic);
+    // A resumed session that subscribes again has been receiving the filter's messages.
+    if (e.existed) return;
+    h.pool->stream->push(std::make_unique<fetch_op>(broker, *h.pool, e, h.config->offline));
+}
+
+void backend::impl::push_retain_lookup(const hook_runtime& h, const subscription_event& e) {
+    if (mqtt::parse_shared(e.topic)) return;
+    h.pool->stream->push(std::make_unique<retain_lookup_op>(broker, *h.pool, e));
+}
+
+void backend::impl::push_subscription_lookup(const hook_runtime& h, const client_info& c) {
+    h.pool->stream->push(std::make_unique<subscription_lookup_op>(broker, c.clientid));
+}
+
+void backend::impl::push_ack(const hook_runtime& h, const std::string& clientid, const std::string& filter,
+                             const std::string& msgid) {
+    h.pool->stream->push(std::make_unique<ack_op>(clientid, filter, msgid));
+}
+
+}  // namespace mqttd::persistence

@@ -1,0 +1,147 @@
+// The schema probe: once a pool's server answers, find out what the tables look like
+// (payload columns text or bytea, a unique index on mqtt_msg.msgid), register the
+// prepared statements the pool's hooks need, and learn which SQL action parameters the
+// server typed bytea (payloads bound raw there).
+#include <fmt/format.h>
+
+#include "persistence/backend_impl.hpp"
+#include "persistence/pg_error.hpp"
+#include "persistence/statements.hpp"
+
+namespace mqttd::persistence {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// "{text,bytea,\"character varying\"}" -> its elements.
+std::vector<std::string> parse_text_array(std::string_view a) {
+    std::vector<std::string> out;
+    if (a.size() < 2 || a.front() != '{' || a.back() != '}') return out;
+    a = a.substr(1, a.size() - 2);
+    std::string cur;
+    bool quoted = false, any = false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const char c = a[i];
+        any = true;
+        if (quoted) {
+            if (c == '\\' && i + 1 < a.size()) cur += a[++i];
+            else if (c == '"') quoted = false;
+            else cur += c;
+        } else if (c == '"') {
+            quoted = true;
+        } else if (c == ',') {
+            out.push_back(std::move(cur));
+            cur.clear();
+        } else {
+            cur += c;
+        }
+    }
+    if (any) out.push_back(std::move(cur));
+    return out;
+}
+
+void register_statements(pool_runtime& p) {
+    auto& pl = *p.pool;
+    const auto& n = p.needs;
+    if (n.client) {
+        pl.prepare(std::string(sql::client_connected), sql::client_connected_sql());
+        pl.prepare(std::string(sql::client_disconnected), sql::client_disconnected_sql());
+    }
+    if (n.sub) pl.prepare(std::string(sql::subscription_lookup), sql::subscription_lookup_sql());
+    if (n.msg) pl.prepare(std::string(sql::message_insert), sql::message_insert_sql(p.schema.msgid_unique));
+    if (n.retain) {
+        pl.prepare(std::string(sql::retain_upsert), sql::retain_upsert_sql());
+        pl.prepare(std::string(sql::retain_delete), sql::retain_delete_sql());
+        pl.prepare(std::string(sql::retain_lookup_exact), sql::retain_lookup_sql(false));
+        pl.prepare(std::string(sql::retain_lookup_wild), sql::retain_lookup_sql(true));
+    }
+    if (n.acked) {
+        pl.prepare(std::string(sql::ack_pointer_create_exact), sql::ack_pointer_create_sql(false));
+        pl.prepare(std::string(sql::ack_pointer_create_wild), sql::ack_pointer_create_sql(true));
+        pl.prepare(std::string(sql::fetch_exact), sql::fetch_sql(false));
+        pl.prepare(std::string(sql::fetch_wild), sql::fetch_sql(true));
+        pl.prepare(std::string(sql::ack_advance), sql::ack_advance_sql());
+    }
+    for (const auto& a : p.actions) pl.prepare(a.name, a.statement->text);
+}
+
+}  // namespace
+
+asio::awaitable<std::error_code> set_up_pool(pool_runtime& p) {
+    const auto& name = p.settings.name;
+    if (p.needs.msg || p.needs.retain) {
+        pg::batch b;
+        b.query(
+            "SELECT c.relname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid "
+            "WHERE a.attrelid IN (to_regclass('mqtt_msg'), to_regclass('mqtt_retain')) "
+            "AND a.attname = 'payload' AND NOT a.attisdropped");
+        b.query(
+            "SELECT to_regclass('mqtt_msg') IS NOT NULL, to_regclass('mqtt_retain') IS NOT NULL, "
+            "EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass('mqtt_msg') AND i.indisunique "
+            "AND i.indpred IS NULL AND i.indnkeyatts = 1 AND i.indkey[0] = "
+            "(SELECT attnum FROM pg_attribute WHERE attrelid = to_regclass('mqtt_msg') AND attname = 'msgid'))");
+        auto r = co_await p.pool->run(b);
+        if (!r.ok()) {
+            const auto& bad = r.steps[r.first_error()];
+            if (pg::is_connection_error(bad.ec)) co_return bad.ec;
+            backend_log(pg::log_level::error,
+                        fmt::format("{}: cannot read the schema ({}); assuming text payloads", name, bad.message));
+        } else {
+            const auto& cols = r.steps[0].rows;
+            for (std::size_t i = 0; i < cols.size(); ++i) {
+                const auto kind = cols.get(i, 1) == "bytea" ? payload_column::bytea : payload_column::text;
+                (cols.get(i, 0) == "mqtt_msg" ? p.schema.msg_payload : p.schema.retain_payload) = kind;
+            }
+            const auto& t = r.steps[1].rows;
+            const bool have_msg = t.get(0, 0) == "t", have_retain = t.get(0, 1) == "t";
+            p.schema.msgid_unique = t.get(0, 2) == "t";
+            if (p.needs.msg && !have_msg)
+                backend_log(pg::log_level::error,
+                            fmt::format("{}: table mqtt_msg does not exist (load sql/emqx_backend_pgsql.sql)", name));
+            if (p.needs.retain && !have_retain)
+                backend_log(pg::log_level::error,
+                            fmt::format("{}: table mqtt_retain does not exist (load sql/emqx_backend_pgsql.sql)", name));
+            if (p.needs.msg && have_msg && !p.schema.msgid_unique)
+                backend_log(pg::log_level::warning,
+                            fmt::format("{}: mqtt_msg.msgid has no unique index: a batch written again after a lost "
+                                        "connection may store a message twice (CREATE UNIQUE INDEX mqtt_msg_msgid ON "
+                                        "mqtt_msg (msgid))",
+                                        name));
+            backend_log(pg::log_level::info,
+                        fmt::format("{}: payload columns: mqtt_msg {}, mqtt_retain {}", name,
+                                    p.schema.msg_payload == payload_column::bytea ? "bytea" : "text",
+                                    p.schema.retain_payload == payload_column::bytea ? "bytea" : "text"));
+        }
+    }
+
+    if (!p.prepared) {
+        register_statements(p);
+        p.prepared = true;
+    }
+
+    // SQL actions binding ${payload}: raw bytes where the server typed the parameter bytea.
+    bool any_payload = false;
+    for (const auto& a : p.actions)
+        for (const auto& v : a.statement->params) any_payload |= v == "payload";
+    if (any_payload) {
+        pg::batch b;
+        b.query(
+            "SELECT name, parameter_types::text[]::text FROM pg_prepared_statements WHERE name LIKE 'mqttd\\_action\\_%'");
+        auto r = co_await p.pool->run(b);
+        if (!r.ok()) {
+            if (pg::is_connection_error(r.error())) co_return r.error();
+        } else {
+            const auto& rows = r.steps[0].rows;
+            for (std::size_t i = 0; i < rows.size(); ++i) {
+                std::vector<bool> bytea;
+                for (const auto& t : parse_text_array(rows.get(i, 1))) bytea.push_back(t == "bytea");
+                p.schema.bytea_params[std::string(rows.get(i, 0))] = std::move(bytea);
+            }
+        }
+    }
+    co_return std::error_code();
+}
+
+}  // namespace mqttd::persistence

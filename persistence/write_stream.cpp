@@ -1,0 +1,405 @@
+#include "persistence/write_stream.hpp"
+
+#include <fmt/format.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <exception>
+
+#include "persistence/pg_error.hpp"
+
+namespace mqttd::persistence {
+
+namespace asio = boost::asio;
+
+write_stream::write_stream(pg::pool& pool, stream_params params, log_function log)
+    : pool_(pool),
+      params_(std::move(params)),
+      log_(std::move(log)),
+      timer_(pool.get_executor()),
+      deadline_timer_(pool.get_executor()) {
+    params_.batch_size = std::max<std::size_t>(params_.batch_size, 1);
+    if (!log_) log_ = [](pg::log_level, std::string_view) {};
+}
+
+write_stream::~write_stream() = default;
+
+void write_stream::start() {
+    asio::co_spawn(pool_.get_executor(), run(), [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);  // only programming errors throw
+    });
+}
+
+bool write_stream::over_bound() const noexcept {
+    return pending_.load(std::memory_order_relaxed) >= params_.max_pending ||
+           pending_bytes_.load(std::memory_order_relaxed) >= params_.max_pending_bytes;
+}
+
+bool write_stream::push(op_ptr op) {
+    bool wake = false;
+    {
+        std::lock_guard lock(mutex_);
+        if (finished_.load() || abandoning()) {
+            ++abandoned_;
+            return false;
+        }
+        if (op->may_refuse && over_bound()) {
+            const auto n = refused_.fetch_add(1);
+            if (n % 10000 == 0)
+                log_(pg::log_level::warning,
+                     fmt::format("{}: {} pending rows (bound {}): refusing rows that cannot wait, such as {} "
+                                 "({} refused so far)",
+                                 params_.name, pending_.load(), params_.max_pending, op->describe(), n + 1));
+            return false;
+        }
+        op->queued_at = clock::now();
+        pending_.fetch_add(1, std::memory_order_relaxed);
+        pending_bytes_.fetch_add(op->bytes, std::memory_order_relaxed);
+        queue_.push_back(std::move(op));
+        if (sleeping_ && (queue_.size() == 1 || queue_.size() >= params_.batch_size || stopping_)) {
+            sleeping_ = false;
+            wake = true;
+        }
+    }
+    if (wake) asio::post(timer_.get_executor(), [this] { timer_.cancel(); });
+    return true;
+}
+
+void write_stream::park(publish_hold hold) {
+    if (!hold) return;
+    std::lock_guard lock(mutex_);
+    if (finished_.load()) return;  // released at once
+    parked_.push_back(std::move(hold));
+}
+
+void write_stream::release_parked_if_under() {
+    std::vector<publish_hold> released;
+    {
+        std::lock_guard lock(mutex_);
+        if (parked_.empty() || (over_bound() && !finished_.load())) return;
+        released.swap(parked_);
+    }
+    // Destroyed here, outside the lock: the broker acknowledges those publishes.
+}
+
+void write_stream::stop(clock::time_point deadline) {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    asio::post(timer_.get_executor(), [this, deadline] {
+        timer_.cancel();
+        if (finished_.load()) return;
+        deadline_timer_.expires_at(deadline);
+        deadline_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (ec || finished_.load()) return;
+            abandon_ = true;
+            timer_.cancel();
+            pool_.close();  // a batch waiting for the server ends now
+        });
+    });
+}
+
+bool write_stream::wait_stopped(clock::time_point until) {
+    std::unique_lock lock(finished_mutex_);
+    return finished_cv_.wait_until(lock, until, [this] { return finished_.load(); });
+}
+
+stream_stats write_stream::stats() const {
+    stream_stats s;
+    s.committed = committed_.load();
+    s.failed = failed_.load();
+    s.refused = refused_.load();
+    s.abandoned = abandoned_.load();
+    s.batches = batches_.load();
+    s.rounds_after_error = rounds_after_error_.load();
+    s.connection_retries = connection_retries_.load();
+    s.pending = pending_.load();
+    s.pending_bytes = pending_bytes_.load();
+    return s;
+}
+
+write_stream::clock::duration write_stream::backoff(unsigned attempt) const {
+    auto d = params_.retry_min;
+    for (unsigned i = 0; i < attempt && d < params_.retry_max; ++i) d *= 2;
+    return std::min(d, params_.retry_max);
+}
+
+asio::awaitable<void> write_stream::pause(clock::duration d) {
+    timer_.expires_after(d);
+    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+void write_stream::settle(op_ptr& op) {
+    pending_.fetch_sub(1, std::memory_order_relaxed);
+    pending_bytes_.fetch_sub(op->bytes, std::memory_order_relaxed);
+    op.reset();  // releases its hold
+}
+
+void write_stream::report(const stream_op& op, const pg::step_result& r) {
+    const auto now = clock::now();
+    if (now - log_window_ >= std::chrono::seconds(10)) {
+        if (log_suppressed_ > 0)
+            log_(pg::log_level::warning,
+                 fmt::format("{}: {} more failed rows were not logged", params_.name, log_suppressed_));
+        log_window_ = now;
+        log_count_ = 0;
+        log_suppressed_ = 0;
+    }
+    if (++log_count_ > 20) {
+        ++log_suppressed_;
+        return;
+    }
+    const auto state = pg::sqlstate_of(r.ec);
+    log_(pg::log_level::error, fmt::format("{}: {} failed: {}{}{}", params_.name, op.describe(),
+                                           state.empty() ? r.ec.message() : "SQLSTATE " + state,
+                                           r.message.empty() ? "" : ": ", r.message));
+}
+
+asio::awaitable<void> write_stream::run() {
+    if (setup_) {
+        for (unsigned attempt = 0; !abandoning(); ++attempt) {
+            {
+                std::lock_guard lock(mutex_);
+                if (stopping_ && queue_.empty()) break;  // nothing to write: no need to wait for the server
+            }
+            const auto ec = co_await setup_();
+            if (!ec || !pg::is_connection_error(ec)) break;
+            co_await pause(backoff(attempt));
+        }
+    }
+
+    std::vector<op_ptr> ops;
+    for (;;) {
+        bool done = false, wait = false;
+        clock::time_point wake_at = clock::time_point::max();
+        {
+            std::lock_guard lock(mutex_);
+            if (abandoning()) {
+                done = true;
+            } else if (queue_.empty()) {
+                done = stopping_;
+                wait = !stopping_;
+            } else {
+                const auto due = queue_.front()->queued_at + params_.batch_delay;
+                if (stopping_ || queue_.size() >= params_.batch_size || clock::now() >= due) {
+                    const auto n = std::min(queue_.size(), params_.batch_size);
+                    ops.reserve(n);
+                    for (std::size_t i = 0; i < n; ++i) {
+                        ops.push_back(std::move(queue_.front()));
+                        queue_.pop_front();
+                    }
+                } else {
+                    wake_at = due;
+                    wait = true;
+                }
+            }
+            if (wait) sleeping_ = true;
+        }
+        if (done) break;
+        if (wait) {
+            timer_.expires_at(wake_at);
+            co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+            std::lock_guard lock(mutex_);
+            sleeping_ = false;
+            continue;
+        }
+        co_await execute(ops);
+        ops.clear();
+        release_parked_if_under();
+    }
+
+    // Whatever is left was not written: shutdown passed its deadline.
+    std::deque<op_ptr> left;
+    {
+        std::lock_guard lock(mutex_);
+        left.swap(queue_);
+        finished_ = true;
+    }
+    if (!left.empty()) {
+        log_(pg::log_level::error,
+             fmt::format("{}: shutting down with {} operations not written (the server was not reachable in time)",
+                         params_.name, left.size()));
+        pg::step_result r;
+        r.ec = pg::errc::closed;
+        r.message = "shutdown";
+        for (auto& op : left) {
+            ++abandoned_;
+            op->failed(r);
+            settle(op);
+        }
+    }
+    deadline_timer_.cancel();
+    release_parked_if_under();
+    {
+        std::lock_guard lock(finished_mutex_);
+    }
+    finished_cv_.notify_all();
+}
+
+asio::awaitable<void> write_stream::execute(std::vector<op_ptr>& ops) {
+    struct span {
+        std::size_t op;
+        std::size_t first;
+        std::size_t count;
+    };
+    struct segment {
+        std::size_t first_step, end_step;
+        std::size_t first_span, end_span;
+    };
+    std::vector<span> spans;
+    std::vector<segment> segs;
+    std::size_t left = ops.size();
+    bool isolate = false;
+    unsigned rounds = 0, attempt = 0;
+    pg::batch b;
+
+    while (left > 0) {
+        b.clear();
+        spans.clear();
+        segs.clear();
+        bool tx_open = false, after_tx = false;
+        auto close_tx = [&] {
+            if (!tx_open) return;
+            b.commit();
+            b.sync();
+            segs.back().end_step = b.size();
+            segs.back().end_span = spans.size();
+            tx_open = false;
+            after_tx = true;
+        };
+        // A transaction that failed stays open, aborted, past its Sync and would fail
+        // every later segment: each segment after one starts by ending it (a ROLLBACK
+        // with no transaction open is only a warning). Its result belongs to no segment.
+        auto start_segment = [&] {
+            if (!after_tx) return;
+            b.rollback();
+            b.sync();
+            after_tx = false;
+        };
+        for (std::size_t i = 0; i < ops.size(); ++i) {
+            if (!ops[i]) continue;
+            if (ops[i]->own_segment) {
+                close_tx();
+                start_segment();
+                const auto first = b.size();
+                ops[i]->build(b);
+                if (b.size() == first) {  // nothing to write
+                    ops[i]->done({});
+                    ++committed_;
+                    settle(ops[i]);
+                    --left;
+                    continue;
+                }
+                b.sync();
+                segs.push_back({first, b.size(), spans.size(), spans.size() + 1});
+                spans.push_back({i, first, b.size() - first});
+                continue;
+            }
+            // Isolated, an operation still gets a transaction of its own: a failure at
+            // COMMIT (a deferred constraint) is then its failure, not a neighbour's.
+            if (isolate) close_tx();
+            if (!tx_open) {
+                start_segment();
+                segs.push_back({b.size(), 0, spans.size(), 0});
+                b.begin();
+                tx_open = true;
+            }
+            const auto first = b.size();
+            ops[i]->build(b);
+            spans.push_back({i, first, b.size() - first});
+            if (isolate) close_tx();
+        }
+        close_tx();
+        if (spans.empty()) break;
+
+        auto r = co_await pool_.run(b);
+        ++batches_;
+        bool connection_error = false, row_error = false;
+        for (const auto& sg : segs) {
+            std::size_t bad = sg.end_step;
+            bool aborted = false;
+            for (std::size_t s = sg.first_step; s < sg.end_step; ++s) {
+                const auto& ec = r.steps[s].ec;
+                if (!ec) continue;
+                if (ec == pg::errc::pipeline_aborted) {
+                    aborted = true;
+                    continue;
+                }
+                bad = s;
+                break;
+            }
+            if (bad == sg.end_step) {
+                if (aborted) {  // aborted without a cause in this segment: write it again
+                    connection_error = true;
+                    continue;
+                }
+                for (std::size_t k = sg.first_span; k < sg.end_span; ++k) {
+                    auto& sp = spans[k];
+                    ops[sp.op]->done(std::span<pg::step_result>(r.steps.data() + sp.first, sp.count));
+                    ++committed_;
+                    settle(ops[sp.op]);
+                    --left;
+                }
+                continue;
+            }
+            if (pg::is_connection_error(r.steps[bad].ec)) {
+                connection_error = true;
+                continue;
+            }
+            row_error = true;
+            auto owner = std::find_if(spans.begin() + static_cast<std::ptrdiff_t>(sg.first_span),
+                                            spans.begin() + static_cast<std::ptrdiff_t>(sg.end_span),
+                                            [bad](const span& sp) { return bad >= sp.first && bad < sp.first + sp.count; });
+            if (owner == spans.begin() + static_cast<std::ptrdiff_t>(sg.end_span) && sg.end_span - sg.first_span == 1) {
+                owner = spans.begin() + static_cast<std::ptrdiff_t>(sg.first_span);  // BEGIN/COMMIT of its own transaction
+            } else if (owner == spans.begin() + static_cast<std::ptrdiff_t>(sg.end_span)) {
+                // BEGIN or COMMIT failed (a deferred constraint, a serialization failure):
+                // find the culprit by writing each operation on its own.
+                log_(pg::log_level::warning,
+                     fmt::format("{}: a batch transaction failed at {}: {}; writing its rows one by one",
+                                 params_.name, bad == sg.first_step ? "BEGIN" : "COMMIT", r.steps[bad].message));
+                isolate = true;
+                continue;
+            }
+            auto& op = ops[owner->op];
+            report(*op, r.steps[bad]);
+            ++failed_;
+            op->failed(r.steps[bad]);
+            settle(op);
+            --left;
+        }
+        if (left == 0) break;
+        if (connection_error) {
+            ++connection_retries_;
+            if (abandoning()) break;
+            log_(pg::log_level::debug,
+                 fmt::format("{}: {} operations kept, to be written again once connected", params_.name, left));
+            co_await pause(backoff(attempt++));
+            if (abandoning()) break;
+        } else if (row_error) {
+            ++rounds_after_error_;
+            if (++rounds >= params_.max_transaction_rounds) isolate = true;
+        }
+    }
+
+    if (left > 0) {  // abandoned at shutdown
+        pg::step_result r;
+        r.ec = pg::errc::closed;
+        r.message = "shutdown";
+        log_(pg::log_level::error,
+             fmt::format("{}: shutting down with {} operations of a batch not written", params_.name, left));
+        for (auto& op : ops) {
+            if (!op) continue;
+            ++abandoned_;
+            op->failed(r);
+            settle(op);
+        }
+    }
+}
+
+}  // namespace mqttd::persistence

@@ -1,0 +1,416 @@
+// The backend's functions against a real PostgreSQL, driven through the hook bus with a
+// stand-in for the broker (which records what the backend asks of it). The real broker
+// with real clients is exercised by tests/integration/test_backend_*.py.
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+
+#include "backend_test_env.hpp"
+#include "broker/hooks.hpp"
+#include "conf/backend_settings.hpp"
+#include "conf/config_file.hpp"
+#include "persistence/backend.hpp"
+
+using namespace betest;
+namespace pg = mqttd::pg;
+using mqttd::client_info;
+using mqttd::message;
+using mqttd::message_ptr;
+
+namespace {
+
+struct delivery {
+    std::string clientid;
+    std::vector<message_ptr> msgs;
+    mqtt::qos qos;
+    bool retained;
+};
+
+class fake_broker final : public mqttd::broker_api {
+public:
+    explicit fake_broker(mqttd::hook_bus& h) : hooks_(h) {}
+    bool subscribe(const std::string& clientid, const std::vector<mqtt::subscription>& subs) override {
+        {
+            std::lock_guard lock(m_);
+            for (const auto& s : subs) subscribed.emplace_back(clientid, s.filter, s.options.max_qos);
+        }
+        for (const auto& s : subs) hooks_.session_subscribed({client_info{clientid, {}, {}, {}}, s.filter, s.options.max_qos, false});
+        return true;
+    }
+    bool deliver(const std::string& clientid, const std::vector<message_ptr>& msgs, mqtt::qos qos, bool retained) override {
+        std::lock_guard lock(m_);
+        deliveries.push_back({clientid, msgs, qos, retained});
+        return true;
+    }
+    const std::string& node_name() const override { return node_; }
+
+    std::vector<delivery> take() {
+        std::lock_guard lock(m_);
+        return std::exchange(deliveries, {});
+    }
+    std::size_t count() {
+        std::lock_guard lock(m_);
+        return deliveries.size();
+    }
+
+    std::mutex m_;
+    std::vector<delivery> deliveries;
+    std::vector<std::tuple<std::string, std::string, mqtt::qos>> subscribed;
+
+private:
+    mqttd::hook_bus& hooks_;
+    std::string node_ = "mqttd@unit";
+};
+
+conf::backend_settings settings_for(const std::string& dsn, const std::vector<std::string>& hooks,
+                                    const std::string& extra = "") {
+    auto p = pgtest::params(dsn);
+    std::string text = fmt::format(
+        "backend.pgsql.pool1.server = {}:{}\nbackend.pgsql.pool1.pool_size = 2\n"
+        "backend.pgsql.pool1.username = {}\nbackend.pgsql.pool1.password = {}\nbackend.pgsql.pool1.database = {}\n"
+        "backend.pgsql.batch_delay = 1ms\n{}",
+        p.host, p.port, p.user, p.password, p.database, extra);
+    for (const auto& h : hooks) text += h + "\n";
+    return conf::parse_backend_settings(conf::parse_config(text, "unit.conf"));
+}
+
+message_ptr make_msg(const std::string& topic, std::string payload, mqtt::qos q, bool retain, const std::string& sender) {
+    static std::atomic<int> n{0};
+    auto m = std::make_shared<message>();
+    m->topic = topic;
+    m->payload = mqtt::shared_payload(payload);
+    m->qos = q;
+    m->retain = retain;
+    m->msgid = pgtest::unique("unitmsg") + "_" + std::to_string(n++);
+    m->sender = sender;
+    m->timestamp = std::chrono::system_clock::now();
+    return m;
+}
+
+struct env {
+    env(const std::string& d, const std::vector<std::string>& hooks, const std::string& extra = "")
+        : admin(admin_io, d), broker(bus), be(settings_for(d, hooks, extra), bus, broker) {
+        be.start();
+        be.attach();
+    }
+    ~env() {
+        be.stop(std::chrono::milliseconds(2000));
+        // What these tests wrote to the shared tables (all named with a "unit" prefix).
+        admin.sql("DELETE FROM mqtt_retain WHERE topic LIKE 'unit%'");
+        admin.sql("DELETE FROM mqtt_msg WHERE msgid LIKE 'unitmsg%'");
+        admin.sql("DELETE FROM mqtt_acked WHERE clientid LIKE 'unit%'");
+        admin.sql("DELETE FROM mqtt_sub WHERE clientid LIKE 'unit%'");
+        admin.sql("DELETE FROM mqtt_client WHERE clientid LIKE 'unit%'");
+    }
+
+    // Waits until everything pushed so far has been written.
+    void settle() {
+        REQUIRE(wait_until([&] { return be.stats().pending == 0; }));
+    }
+    std::int64_t scalar(const std::string& q, std::initializer_list<pg::param> ps = {}) {
+        auto r = admin.sql(q, ps);
+        return r.rows.empty() || r.rows.is_null(0, 0) ? -1 : *r.rows.get_int(0, 0);
+    }
+
+    asio::io_context admin_io;
+    pgtest::session admin;
+    mqttd::hook_bus bus;
+    fake_broker broker;
+    mqttd::persistence::backend be;
+};
+
+const std::vector<std::string> seed_hooks = {
+    R"(backend.pgsql.hook.client.connected.1    = {"action": {"function": "on_client_connected"}, "pool": "pool1"})",
+    R"(backend.pgsql.hook.client.connected.2    = {"action": {"function": "on_subscribe_lookup"}, "pool": "pool1"})",
+    R"(backend.pgsql.hook.client.disconnected.1 = {"action": {"function": "on_client_disconnected"}, "pool": "pool1"})",
+    R"(backend.pgsql.hook.session.subscribed.1  = {"topic": "#", "action": {"function": "on_message_fetch"}, "pool": "pool1"})",
+    R"(backend.pgsql.hook.session.subscribed.2  = {"topic": "#", "action": {"function": "on_retain_lookup"}, "pool": "pool1"})",
+    R"(backend.pgsql.hook.message.publish.1     = {"topic": "#", "action": {"function": "on_message_publish"}, "pool": "pool1"})",
+    R"(backend.pgsql.hook.message.publish.2     = {"topic": "#", "action": {"function": "on_message_retain"}, "pool": "pool1"})",
+    R"(backend.pgsql.hook.message.publish.3     = {"topic": "#", "action": {"function": "on_retain_delete"}, "pool": "pool1"})",
+    R"(backend.pgsql.hook.message.acked.1       = {"topic": "#", "action": {"function": "on_message_acked"}, "pool": "pool1"})",
+};
+
+}  // namespace
+
+TEST_CASE("client state: connected, a late disconnect of an older connection, disconnected") {
+    PGTEST_REQUIRE_DSN(d);
+    env e(d, seed_hooks);
+    const auto id = pgtest::unique("unit_client");
+    const auto t0 = std::chrono::system_clock::now() - std::chrono::seconds(5);
+    const auto t1 = std::chrono::system_clock::now();
+    e.bus.client_connected({id, "", {}, t1});
+    e.settle();
+    CHECK(e.scalar("SELECT state FROM mqtt_client WHERE clientid = $1", {id}) == 1);
+    auto r = e.admin.sql("SELECT node, offline_at IS NULL, created IS NOT NULL FROM mqtt_client WHERE clientid = $1", {id});
+    CHECK(r.rows.get(0, 0) == "mqttd@unit");
+    CHECK(r.rows.get(0, 1) == "t");
+    CHECK(r.rows.get(0, 2) == "t");
+
+    e.bus.client_disconnected({id, "", {}, t0});  // the taken-over connection, late
+    e.settle();
+    CHECK(e.scalar("SELECT state FROM mqtt_client WHERE clientid = $1", {id}) == 1);
+
+    e.bus.client_disconnected({id, "", {}, t1});
+    e.settle();
+    CHECK(e.scalar("SELECT state FROM mqtt_client WHERE clientid = $1", {id}) == 0);
+    CHECK(e.scalar("SELECT count(*) FROM mqtt_client WHERE clientid = $1 AND offline_at IS NOT NULL", {id}) == 1);
+}
+
+TEST_CASE("publish: QoS 1 stored and held until committed; QoS 0 and empty retained not stored") {
+    PGTEST_REQUIRE_DSN(d);
+    env e(d, seed_hooks);
+    const auto sender = pgtest::unique("unit_pub");
+    const auto topic = "unit/" + sender;
+    std::atomic<bool> released{false};
+    std::atomic<std::int64_t> rows_at_release{-1};
+    auto m1 = make_msg(topic, std::string("bin\0\xff", 5), mqtt::qos::at_least_once, false, sender);
+    {
+        auto hold = std::make_shared<mqttd::publish_token>([&] {
+            asio::io_context io2;
+            pgtest::session s2(io2, d);
+            rows_at_release = *s2.sql("SELECT count(*) FROM mqtt_msg WHERE msgid = $1", {m1->msgid}).rows.get_int(0, 0);
+            released = true;
+        });
+        e.bus.message_publish({sender, "", {}, {}}, m1, hold);
+    }
+    REQUIRE(wait_until([&] { return released.load(); }));
+    CHECK(rows_at_release.load() == 1);
+    e.bus.message_publish({sender, "", {}, {}}, make_msg(topic, "q0", mqtt::qos::at_most_once, false, sender), nullptr);
+    e.bus.message_publish({sender, "", {}, {}}, make_msg(topic, "", mqtt::qos::at_least_once, true, sender), nullptr);
+    e.settle();
+    CHECK(e.scalar("SELECT count(*) FROM mqtt_msg WHERE sender = $1", {sender}) == 1);
+    auto r = e.admin.sql("SELECT payload, qos, retain, topic FROM mqtt_msg WHERE msgid = $1", {m1->msgid});
+    CHECK(r.rows.get(0, 0) == "\\x62696e00ff");
+    CHECK(r.rows.get(0, 1) == "1");
+    CHECK(r.rows.get(0, 2) == "0");
+}
+
+TEST_CASE("retained messages: stored, served for wildcard filters with the retain flag, deleted") {
+    PGTEST_REQUIRE_DSN(d);
+    env e(d, seed_hooks);
+    const auto base = "unitret/" + pgtest::unique("r");
+    const client_info pub{"unit_ret_pub", "", {}, {}};
+    e.bus.message_publish(pub, make_msg(base + "/a", "A", mqtt::qos::at_least_once, true, "p"), nullptr);
+    e.bus.message_publish(pub, make_msg(base + "/b/c", std::string("\x80\x81", 2), mqtt::qos::at_most_once, true, "p"), nullptr);
+    e.bus.message_publish(pub, make_msg(base + "/a", "A2", mqtt::qos::exactly_once, true, "p"), nullptr);
+    e.settle();
+    CHECK(e.scalar("SELECT count(*) FROM mqtt_retain WHERE topic LIKE $1", {base + "/%"}) == 2);
+
+    const client_info sub{"unit_ret_sub", "", {}, {}};
+    e.bus.session_subscribed({sub, base + "/#", mqtt::qos::at_least_once, false});
+    e.settle();
+    auto ds = e.broker.take();
+    // on_message_fetch created a pointer (nothing delivered); on_retain_lookup delivered.
+    REQUIRE(ds.size() == 1);
+    CHECK(ds[0].retained);
+    CHECK(ds[0].qos == mqtt::qos::at_least_once);
+    REQUIRE(ds[0].msgs.size() == 2);
+    CHECK(ds[0].msgs[0]->topic == base + "/a");
+    CHECK(ds[0].msgs[0]->payload.view() == "A2");
+    CHECK(ds[0].msgs[0]->qos == mqtt::qos::exactly_once);
+    CHECK(ds[0].msgs[1]->topic == base + "/b/c");
+    CHECK(ds[0].msgs[1]->payload.view() == std::string("\x80\x81", 2));
+
+    e.bus.session_subscribed({sub, base + "/+", mqtt::qos::at_most_once, false});
+    e.settle();
+    ds = e.broker.take();
+    REQUIRE(ds.size() == 1);
+    REQUIRE(ds[0].msgs.size() == 1);
+    CHECK(ds[0].msgs[0]->topic == base + "/a");
+
+    e.bus.message_publish(pub, make_msg(base + "/a", "", mqtt::qos::at_most_once, true, "p"), nullptr);
+    e.settle();
+    CHECK(e.scalar("SELECT count(*) FROM mqtt_retain WHERE topic LIKE $1", {base + "/%"}) == 1);
+
+    // Shared subscriptions get no retained messages.
+    e.bus.session_subscribed({sub, "$share/g/" + base + "/#", mqtt::qos::at_least_once, false});
+    e.settle();
+    CHECK(e.broker.take().empty());
+}
+
+TEST_CASE("offline fetch: pointer at the newest on first subscribe, then the unread oldest first; acks move it forward only") {
+    PGTEST_REQUIRE_DSN(d);
+    env e(d, seed_hooks);
+    const auto base = "unitfetch/" + pgtest::unique("f");
+    const auto cid = pgtest::unique("unit_fetch_sub");
+    const client_info sub{cid, "", {}, {}};
+    const client_info pub{"unit_fetch_pub", "", {}, {}};
+    std::vector<message_ptr> before;
+    for (int i = 0; i < 3; ++i) {
+        before.push_back(make_msg(base + "/x", "old" + std::to_string(i), mqtt::qos::at_least_once, false, "p"));
+        e.bus.message_publish(pub, before.back(), nullptr);
+    }
+    e.bus.session_subscribed({sub, base + "/+", mqtt::qos::at_least_once, false});
+    e.settle();
+    CHECK(e.broker.take().empty());  // a first subscription gets no history
+    const auto newest_old = e.scalar("SELECT max(id) FROM mqtt_msg WHERE msgid = $1", {before.back()->msgid});
+    CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {cid, base + "/+"}) == newest_old);
+
+    std::vector<message_ptr> unread;
+    for (int i = 0; i < 5; ++i) {
+        unread.push_back(make_msg(base + (i % 2 ? "/y" : "/x"), "new" + std::to_string(i), mqtt::qos::at_least_once, false, "p"));
+        e.bus.message_publish(pub, unread.back(), nullptr);
+    }
+    e.bus.message_publish(pub, make_msg(base + "/x/deeper", "no", mqtt::qos::at_least_once, false, "p"), nullptr);
+    // A new session subscribing again (existed = false): the unread ones, oldest first.
+    e.bus.session_subscribed({sub, base + "/+", mqtt::qos::exactly_once, false});
+    e.settle();
+    auto ds = e.broker.take();
+    REQUIRE(ds.size() == 1);
+    CHECK_FALSE(ds[0].retained);
+    CHECK(ds[0].qos == mqtt::qos::exactly_once);
+    REQUIRE(ds[0].msgs.size() == 5);
+    for (int i = 0; i < 5; ++i) {
+        CHECK(ds[0].msgs[static_cast<std::size_t>(i)]->msgid == unread[static_cast<std::size_t>(i)]->msgid);
+        CHECK(ds[0].msgs[static_cast<std::size_t>(i)]->payload.view() == "new" + std::to_string(i));
+        CHECK(ds[0].msgs[static_cast<std::size_t>(i)]->qos == mqtt::qos::at_least_once);
+    }
+    // A resumed session (existed = true) is not fetched for again.
+    e.bus.session_subscribed({sub, base + "/+", mqtt::qos::at_least_once, true});
+    e.settle();
+    CHECK(e.broker.take().empty());
+
+    // Ack the third, then the first: the pointer stays at the third.
+    e.bus.message_acked({sub, ds[0].msgs[2]});
+    e.bus.message_acked({sub, ds[0].msgs[0]});
+    e.settle();
+    const auto third = e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {unread[2]->msgid});
+    CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {cid, base + "/+"}) == third);
+
+    // An ack for a message without a row changes nothing.
+    e.bus.message_acked({sub, make_msg(base + "/x", "ghost", mqtt::qos::at_least_once, false, "p")});
+    e.settle();
+    CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {cid, base + "/+"}) == third);
+
+    // Next fetch: the two after the pointer.
+    e.bus.session_subscribed({sub, base + "/+", mqtt::qos::at_least_once, false});
+    e.settle();
+    ds = e.broker.take();
+    REQUIRE(ds.size() == 1);
+    REQUIRE(ds[0].msgs.size() == 2);
+    CHECK(ds[0].msgs[0]->msgid == unread[3]->msgid);
+    CHECK(ds[0].msgs[1]->msgid == unread[4]->msgid);
+
+    // After unsubscribing, acks no longer move this filter's pointer.
+    e.bus.session_unsubscribed({sub, base + "/+", mqtt::qos::at_most_once, true});
+    e.bus.message_acked({sub, ds[0].msgs[1]});
+    e.settle();
+    CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {cid, base + "/+"}) == third);
+}
+
+TEST_CASE("max_returned_count limits one fetch; the rest follow at the next") {
+    PGTEST_REQUIRE_DSN(d);
+    env e(d,
+          {R"(backend.pgsql.hook.session.subscribed.1 = {"action": {"function": "on_message_fetch"}, "offline_opts": {"max_returned_count": 2, "time_range": "1h"}, "pool": "pool1"})",
+           R"(backend.pgsql.hook.message.publish.1 = {"action": {"function": "on_message_publish"}, "pool": "pool1"})",
+           R"(backend.pgsql.hook.message.acked.1 = {"action": {"function": "on_message_acked"}, "pool": "pool1"})"});
+    const auto t = "unitlimit/" + pgtest::unique("l");
+    const client_info sub{pgtest::unique("unit_limit"), "", {}, {}};
+    e.bus.session_subscribed({sub, t, mqtt::qos::at_least_once, false});
+    e.settle();
+    std::vector<message_ptr> ms;
+    for (int i = 0; i < 5; ++i) {
+        ms.push_back(make_msg(t, std::to_string(i), mqtt::qos::at_least_once, false, "p"));
+        e.bus.message_publish({"p", "", {}, {}}, ms.back(), nullptr);
+    }
+    e.bus.session_subscribed({sub, t, mqtt::qos::at_least_once, false});
+    e.settle();
+    auto ds = e.broker.take();
+    REQUIRE(ds.size() == 1);
+    REQUIRE(ds[0].msgs.size() == 2);
+    CHECK(ds[0].msgs[0]->payload.view() == "0");
+    CHECK(ds[0].msgs[1]->payload.view() == "1");
+    for (const auto& m : ds[0].msgs) e.bus.message_acked({sub, m});
+    e.bus.session_subscribed({sub, t, mqtt::qos::at_least_once, false});
+    e.settle();
+    ds = e.broker.take();
+    REQUIRE(ds.size() == 1);
+    REQUIRE(ds[0].msgs.size() == 2);
+    CHECK(ds[0].msgs[0]->payload.view() == "2");
+}
+
+TEST_CASE("subscription restore: mqtt_sub rows become subscriptions, which fetch their unread messages") {
+    PGTEST_REQUIRE_DSN(d);
+    env e(d, seed_hooks);
+    const auto cid = pgtest::unique("unit_restore");
+    const auto t = "unitrestore/" + cid;
+    e.admin.sql("INSERT INTO mqtt_sub (clientid, topic, qos) VALUES ($1, $2, 1), ($1, $3, 0)", {cid, t, t + "/zero"});
+    e.admin.sql("INSERT INTO mqtt_acked (clientid, topic, mid) VALUES ($1, $2, (SELECT coalesce(max(id), 0) FROM mqtt_msg))",
+                {cid, t});
+    auto m = make_msg(t, "waiting", mqtt::qos::at_least_once, false, "p");
+    e.bus.message_publish({"p", "", {}, {}}, m, nullptr);
+    e.bus.client_connected({cid, "", {}, std::chrono::system_clock::now()});
+    e.settle();
+    REQUIRE(wait_until([&] { return e.broker.count() >= 1; }));
+    e.settle();
+    {
+        std::lock_guard lock(e.broker.m_);
+        REQUIRE(e.broker.subscribed.size() == 2);
+        CHECK(std::get<1>(e.broker.subscribed[0]) == t);
+        CHECK(std::get<2>(e.broker.subscribed[0]) == mqtt::qos::at_least_once);
+        CHECK(std::get<2>(e.broker.subscribed[1]) == mqtt::qos::at_most_once);
+    }
+    auto ds = e.broker.take();
+    REQUIRE(ds.size() == 1);
+    REQUIRE(ds[0].msgs.size() == 1);
+    CHECK(ds[0].msgs[0]->msgid == m->msgid);
+}
+
+TEST_CASE("SQL actions: parameters bound, one statement failing alone, payload raw into bytea") {
+    PGTEST_REQUIRE_DSN(d);
+    asio::io_context io;
+    pgtest::session admin(io, d);
+    const auto t = pgtest::unique("bt_action");
+    admin.sql("CREATE TABLE " + t + " (id serial, clientid text, topic text, qos int, retain int, msgid text, "
+              "payload_text text, payload_raw bytea, ts bigint, username text)");
+    const auto ins = fmt::format(
+        "insert into {}(clientid, topic, qos, retain, msgid, payload_text, payload_raw, ts, username) values "
+        "(${{clientid}}, ${{topic}}, ${{qos}}, ${{retain}}, ${{msgid}}, ${{payload}}, ${{payload}}, ${{timestamp}}, ${{username}})",
+        t);
+    env e(d, {fmt::format(R"X(backend.pgsql.hook.message.publish.1 = {{"topic": "unitact/#", "action": {{"sql": ["{}", "insert into no_such_table values (${{clientid}})", "insert into {}(clientid) values (${{clientid}})"]}}, "pool": "pool1"}})X",
+                          ins, t),
+              fmt::format(R"X(backend.pgsql.hook.client.connected.1 = {{"action": {{"sql": "insert into {}(clientid, topic) values (${{clientid}}, 'connected')"}}, "pool": "pool1"}})X", t)});
+    const std::string evil = "x'); DROP TABLE mqtt_msg;--";
+    const std::string payload("\x00\x01\xfe\xff", 4);
+    auto m = make_msg("unitact/a", payload, mqtt::qos::at_least_once, true, evil);
+    e.bus.message_publish({evil, "user1", {}, {}}, m, nullptr);
+    e.bus.message_publish({evil, "user1", {}, {}}, make_msg("other/a", "x", mqtt::qos::at_least_once, false, evil), nullptr);
+    e.bus.client_connected({evil, "", {}, std::chrono::system_clock::now()});
+    e.settle();
+    auto r = admin.sql("SELECT clientid, topic, qos, retain, msgid, payload_text, encode(payload_raw, 'hex'), ts, username FROM " +
+                       t + " WHERE msgid IS NOT NULL");
+    REQUIRE(r.rows.size() == 1);
+    CHECK(r.rows.get(0, 0) == evil);
+    CHECK(r.rows.get(0, 1) == "unitact/a");
+    CHECK(r.rows.get(0, 2) == "1");
+    CHECK(r.rows.get(0, 3) == "1");
+    CHECK(r.rows.get(0, 4) == m->msgid);
+    CHECK(r.rows.get(0, 5) == "\\x0001feff");
+    CHECK(r.rows.get(0, 6) == "0001feff");
+    CHECK(r.rows.get(0, 7) == std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(m->timestamp.time_since_epoch()).count()));
+    CHECK(r.rows.get(0, 8) == "user1");
+    CHECK(*admin.sql("SELECT count(*) FROM " + t + " WHERE msgid IS NULL AND topic IS NULL").rows.get_int(0, 0) == 1);
+    CHECK(*admin.sql("SELECT count(*) FROM " + t + " WHERE topic = 'connected'").rows.get_int(0, 0) == 1);
+    CHECK(e.be.stats().failed == 1);
+    CHECK(*admin.sql("SELECT count(*) FROM pg_class WHERE relname = 'mqtt_msg'").rows.get_int(0, 0) == 1);
+    admin.sql("DROP TABLE " + t);
+}
+
+TEST_CASE("detach and attach at runtime") {
+    PGTEST_REQUIRE_DSN(d);
+    env e(d, seed_hooks);
+    const auto sender = pgtest::unique("unit_detach");
+    e.be.detach();
+    CHECK_FALSE(e.be.attached());
+    e.bus.message_publish({sender, "", {}, {}}, make_msg("unitdetach/a", "1", mqtt::qos::at_least_once, false, sender), nullptr);
+    e.be.attach();
+    CHECK(e.be.attached());
+    e.bus.message_publish({sender, "", {}, {}}, make_msg("unitdetach/a", "2", mqtt::qos::at_least_once, false, sender), nullptr);
+    e.settle();
+    CHECK(e.scalar("SELECT count(*) FROM mqtt_msg WHERE sender = $1", {sender}) == 1);
+}
