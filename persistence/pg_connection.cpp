@@ -382,7 +382,7 @@ bool connection::send_steps(const batch& b, std::vector<pending>& q) {
 std::error_code connection::error_of(const PGresult* r) const {
     const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     if (code && pack_sqlstate(code) >= 0) return sqlstate_error(code);
-    if (!conn_ || PQstatus(conn_) == CONNECTION_BAD) return errc::connection_lost;
+    if (!conn_ || PQstatus(conn_) == CONNECTION_BAD || is_fatal(r)) return errc::connection_lost;
     return errc::client_error;
 }
 

@@ -224,4 +224,14 @@ bool is_connection_error(const std::error_code& ec) noexcept {
     return std::find(session_ending.begin(), session_ending.end(), ec.value()) != session_ending.end();
 }
 
+bool is_statement_error(const std::error_code& ec) noexcept {
+    if (ec.category() != sqlstate_category() || ec.value() <= 0 || is_connection_error(ec)) return false;
+    constexpr int class_width = 36 * 36 * 36;
+    constexpr std::array classes{"0A000", "21000", "22000", "23000", "2F000", "38000",
+                                 "39000", "42000", "44000", "54000", "P0000"};
+    const int cls = ec.value() / class_width;
+    return std::any_of(classes.begin(), classes.end(),
+                       [cls](const char* c) { return pack_sqlstate(c) / class_width == cls; });
+}
+
 }  // namespace mqttd::pg

@@ -83,6 +83,13 @@ std::string sqlstate_of(const std::error_code& ec);
 // not_connected, connect_failed, timeout and closed.
 bool is_connection_error(const std::error_code& ec) noexcept;
 
+// True when the server rejected the statement for what it is or carries: classes 0A, 21,
+// 22 (data), 23 (constraints), 2F, 38, 39, 42 (syntax, undefined table, privileges), 44,
+// 54 (limits) and P0 (raised by a trigger). Writing it again cannot succeed. Anything else
+// (a lost connection, a serialization failure, a full disk, a cancelled query, an error
+// without a SQLSTATE) may pass on a later try.
+bool is_statement_error(const std::error_code& ec) noexcept;
+
 }  // namespace mqttd::pg
 
 template <>

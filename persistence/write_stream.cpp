@@ -347,7 +347,18 @@ asio::awaitable<void> write_stream::execute(std::vector<op_ptr>& ops) {
                 }
                 continue;
             }
-            if (pg::is_connection_error(r.steps[bad].ec)) {
+            if (!pg::is_statement_error(r.steps[bad].ec)) {
+                // Not the row's fault (the connection, a serialization failure, a full
+                // disk, an error without a SQLSTATE): nothing of the segment is settled,
+                // it is written again after a pause. Only a row the server rejects for
+                // what it is may be dropped, or an acknowledged message could be lost.
+                if (!pg::is_connection_error(r.steps[bad].ec))
+                    log_(pg::log_level::warning,
+                         fmt::format("{}: a batch failed ({}{}{}); writing it again", params_.name,
+                                     pg::sqlstate_of(r.steps[bad].ec).empty()
+                                         ? r.steps[bad].ec.message()
+                                         : "SQLSTATE " + pg::sqlstate_of(r.steps[bad].ec),
+                                     r.steps[bad].message.empty() ? "" : ": ", r.steps[bad].message));
                 connection_error = true;
                 continue;
             }

@@ -100,7 +100,9 @@ def test_postgres_restart_under_publish_load(start_broker, paho, private_pg):
     counts = stored_counts(private_pg.dsn, sender)
     acked = {p.decode() for p in pub.acked()}
     missing = acked - set(counts)
-    assert not missing, f"{len(missing)} PUBACKed messages are not in mqtt_msg: {sorted(missing)[:5]}"
+    pg_lines = [line for line in b.log().splitlines() if "pgsql" in line][-30:]
+    assert not missing, (f"{len(missing)} PUBACKed messages are not in mqtt_msg: {sorted(missing)[:5]}; "
+                         "the backend said:\n" + "\n".join(pg_lines))
     twice = {p: n for p, n in counts.items() if n != 1}
     assert not twice, f"stored more than once: {list(twice.items())[:5]}"
     assert len(counts) == pub.sent

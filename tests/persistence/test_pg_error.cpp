@@ -54,6 +54,20 @@ TEST_CASE("connection errors are told apart from statement errors") {
     CHECK(!is_connection_error(std::error_code{}));
 }
 
+TEST_CASE("only errors about the statement itself say that writing it again is useless") {
+    for (const char* code : {"23505", "23514", "22001", "22021", "42P01", "42501", "54000", "0A000", "P0001", "21000"})
+        CHECK_MESSAGE(is_statement_error(sqlstate_error(code)), code);
+    // Transient, or not about the row: a batch meeting them is written again.
+    for (const char* code : {"40001", "40P01", "53100", "53300", "57014", "55P03", "25P02", "58030", "XX000", "08006",
+                             "57P01", "00000"})
+        CHECK_MESSAGE(!is_statement_error(sqlstate_error(code)), code);
+    CHECK(!is_statement_error(errc::client_error));
+    CHECK(!is_statement_error(errc::protocol_error));
+    CHECK(!is_statement_error(errc::connection_lost));
+    CHECK(!is_statement_error(errc::pipeline_aborted));
+    CHECK(!is_statement_error(std::error_code{}));
+}
+
 TEST_CASE("our timeout is a std::errc::timed_out condition") {
     CHECK(make_error_code(errc::timeout) == std::errc::timed_out);
     CHECK(make_error_code(errc::connection_lost) != std::errc::timed_out);

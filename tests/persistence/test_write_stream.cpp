@@ -328,3 +328,30 @@ TEST_CASE("own-segment operations after a failed transaction in the same batch a
     std::sort(got.begin(), got.end());
     CHECK(got == want);
 }
+
+TEST_CASE("a transient error (serialization failure) is retried, not counted against the row") {
+    PGTEST_REQUIRE_DSN(d);
+    fixture f(d, 1000, 20ms);
+    // A trigger refuses the first two attempts at row 7 with SQLSTATE 40001, as a
+    // conflicting transaction would: every row must end up committed and reported done.
+    // The attempts are counted in a sequence, which the rollbacks do not undo.
+    const auto fn = pgtest::unique("bt_ws_flaky");
+    const auto seq = pgtest::unique("bt_ws_seq");
+    f.admin.sql("CREATE SEQUENCE " + seq);
+    f.admin.sql("CREATE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.seq = 7 AND nextval('" + seq + "') <= 2 THEN "
+                "  RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; "
+                "END IF; RETURN NEW; END $$");
+    f.admin.sql("CREATE TRIGGER flaky BEFORE INSERT ON " + f.table + " FOR EACH ROW EXECUTE FUNCTION " + fn + "()");
+    f.stream->start();
+    std::atomic<int> done{0}, failed{0};
+    for (int i = 0; i < 20; ++i) f.stream->push(std::make_unique<row_op>(f.table, i, i, &done, &failed));
+    REQUIRE(wait_until([&] { return done.load() + failed.load() == 20; }));
+    CHECK(failed.load() == 0);
+    CHECK(done.load() == 20);
+    CHECK(f.seqs_in_id_order() == iota(20));
+    CHECK(f.stream->stats().connection_retries >= 2);
+    f.admin.sql("DROP TRIGGER flaky ON " + f.table);
+    f.admin.sql("DROP FUNCTION " + fn + "()");
+    f.admin.sql("DROP SEQUENCE " + seq);
+}
