@@ -339,6 +339,9 @@ void connection::on_connect(mqtt::connect& c) {
     if (v5()) {
         using mqtt::property_id;
         if (assigned) ack.props.add(property_id::assigned_client_identifier, client_.clientid);
+        // Capped by mqtt.session_expiry_interval: the client is told the interval in force.
+        if (expiry != c.props.integer(property_id::session_expiry_interval).value_or(0))
+            ack.props.add(property_id::session_expiry_interval, expiry);
         if (keep_alive != c.keep_alive) ack.props.add(property_id::server_keep_alive, std::uint32_t{keep_alive});
         ack.props.add(property_id::receive_maximum, std::uint32_t{receive_maximum_});
         if (o.max_qos_allowed < 2) ack.props.add(property_id::maximum_qos, std::uint32_t{o.max_qos_allowed});

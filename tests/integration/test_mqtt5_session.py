@@ -35,6 +35,16 @@ def test_clean_start_and_session_expiry_at_connect(broker, paho5):
     fresh.expect_none(1.0)
 
 
+def test_session_expiry_capped_by_the_broker_is_announced(start_broker, paho5):
+    b = start_broker(["mqtt.session_expiry_interval = 1m"])
+    capped = paho5(b, "s5-capped", connect_props={"SessionExpiryInterval": 0xFFFFFFFF})
+    capped.connect()
+    assert capped.connack_props["SessionExpiryInterval"] == 60
+    within = paho5(b, "s5-within", connect_props={"SessionExpiryInterval": 30})
+    within.connect()
+    assert "SessionExpiryInterval" not in within.connack_props  # the client's own stands
+
+
 def test_session_expiry_zero_ends_the_session_at_disconnect(broker, paho5):
     c = paho5(broker, "s5-zero", connect_props={"SessionExpiryInterval": 0})
     c.connect()
