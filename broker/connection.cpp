@@ -350,8 +350,12 @@ void connection::on_connect(mqtt::connect& c) {
         ack.props.add(property_id::topic_alias_maximum, std::uint32_t{o.max_topic_alias});
         if (!o.wildcard_subscription) ack.props.add(property_id::wildcard_subscription_available, std::uint32_t{0});
         if (!o.shared_subscription) ack.props.add(property_id::shared_subscription_available, std::uint32_t{0});
-        if (c.props.integer(property_id::request_response_information).value_or(0) == 1)
+        if (c.props.integer(property_id::request_response_information).value_or(0) == 1) {
             ack.props.add(property_id::response_information, response_information(client_.clientid));
+            // Optional, so left out rather than exceed the client's Maximum Packet Size.
+            if (client_max_packet_ && mqtt::encoded_size(ack, version_) > client_max_packet_)
+                ack.props.erase(property_id::response_information);
+        }
     }
     send(ack);
     log::debug("client {} connected (v{}, clean {}, present {})", client_.clientid, static_cast<int>(version_),

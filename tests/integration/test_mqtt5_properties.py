@@ -62,6 +62,16 @@ def test_request_response(broker, paho5):
     assert resp.payload == b"answer" and resp.props["CorrelationData"] == b"req-42"
 
 
+def test_response_information_never_exceeds_the_client_maximum(broker, raw):
+    roomy = raw(broker)
+    ack = roomy.connect("props-rri-roomy", level=5, props=[(raw_mqtt.REQUEST_RESPONSE_INFO, 1)])
+    assert ack.props[raw_mqtt.RESPONSE_INFO] == ["response/props-rri-roomy"]
+    tight = raw(broker)
+    ack = tight.connect("props-rri-tight-" + "x" * 40, level=5,
+                        props=[(raw_mqtt.REQUEST_RESPONSE_INFO, 1), (raw_mqtt.MAXIMUM_PACKET_SIZE, 40)])
+    assert ack.reason == 0 and raw_mqtt.RESPONSE_INFO not in ack.props
+
+
 def test_payload_format_indicator_checks_utf8(broker, raw, paho5):
     sub = paho5(broker, "props-pfi-sub")
     sub.connect()
