@@ -571,7 +571,9 @@ void connection::on_disconnect(const mqtt::disconnect& d) {
             session_->set_expiry(std::min(*expiry, broker_.options().session_expiry_interval));
         }
     }
-    if (!(v5() && d.reason == reason_code::disconnect_with_will)) will_.reset();
+    // [MQTT-3.1.2-10]: only a normal disconnection (0x00) discards the will; 0x04 asks for
+    // it, and so, in effect, does any error the client reports.
+    if (!v5() || d.reason == reason_code::success) will_.reset();
     close(std::nullopt);
 }
 

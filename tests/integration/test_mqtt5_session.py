@@ -305,6 +305,18 @@ def test_disconnect_with_will_message(broker, paho5):
     watcher.expect_none(1.0)
 
 
+def test_disconnect_with_an_error_reason_keeps_the_will(broker, raw, paho5):
+    """[MQTT-3.1.2-10]: only DISCONNECT 0x00 discards the will."""
+    watcher = paho5(broker, "s5-dwe-watch")
+    watcher.connect()
+    watcher.subscribe("s5/dwe", qos=1)
+    c = raw(broker)
+    c.connect("s5-dwe", level=5, will_topic="s5/dwe", will_payload=b"client error")
+    c.send(raw_mqtt.disconnect5(0x80))
+    c.expect_closed()
+    assert watcher.get(3.0).payload == b"client error"
+
+
 def test_will_with_invalid_utf8_and_payload_format_indicator_is_refused(broker, raw):
     c = raw(broker)
     ack = c.connect("s5-will-pfi", level=5, will_topic="s5/will-pfi", will_payload=b"\xff\xfe",
