@@ -38,11 +38,15 @@ void session_registry::release(const session_ptr& s, std::uint64_t generation, m
     bool ended = false;
     {
         std::lock_guard lock(mutex_);
+        auto it = sessions_.find(s->clientid());
+        const bool current = it != sessions_.end() && it->second == s;
         if (!s->detach(generation)) {
             // Taken over: with a delay, the will waits on a session that lives on, and the
             // successor's connection to it cancels it; a session that ended takes it along.
-            auto it = sessions_.find(s->clientid());
-            if (will_delay > 0 && it != sessions_.end() && it->second == s) will.reset();
+            if (will_delay > 0 && current) will.reset();
+        } else if (!current) {
+            // A Clean Start connection replaced the session while this one still held it:
+            // it ended then, and the will is due now.
         } else if (s->expiry() > 0) {
             const auto now = std::chrono::steady_clock::now();
             expiries_.emplace(now + std::chrono::seconds(s->expiry()), pending_expiry{s, generation});
@@ -53,8 +57,7 @@ void session_registry::release(const session_ptr& s, std::uint64_t generation, m
                     wills_.emplace(now + std::chrono::seconds(will_delay), pending_expiry{s, generation});
             }
         } else {
-            auto it = sessions_.find(s->clientid());
-            if (it != sessions_.end() && it->second == s) sessions_.erase(it);
+            sessions_.erase(it);
             ended = true;
         }
     }

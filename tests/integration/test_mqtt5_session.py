@@ -278,6 +278,20 @@ def test_takeover_of_a_session_with_will_delay_keeps_the_will_back(broker, raw, 
     new.ping()
 
 
+def test_clean_start_takeover_publishes_a_delayed_will(broker, raw, paho5):
+    """A Clean Start takeover ends the session, so even a delayed will is due at once."""
+    watcher = paho5(broker, "s5-tocs-watch")
+    watcher.connect()
+    watcher.subscribe("s5/takeover-clean", qos=1)
+    old = raw(broker)
+    old.connect("s5-takeover-clean", level=5, props=[(raw_mqtt.SESSION_EXPIRY, 60)],
+                will_topic="s5/takeover-clean", will_payload=b"ended", will_props=[(raw_mqtt.WILL_DELAY, 30)])
+    new = raw(broker)
+    assert not new.connect("s5-takeover-clean", level=5, clean=True).session_present
+    assert [p.reason for p in old.expect_closed() if p.type == DISCONNECT] == [0x8E]
+    assert watcher.get(3.0).payload == b"ended"
+
+
 def test_takeover_without_will_delay_publishes_the_will(broker, raw, paho5):
     watcher = paho5(broker, "s5-to0-watch")
     watcher.connect()
