@@ -58,6 +58,7 @@ mqttd::broker_options broker_options_from(const conf::broker_settings& s) {
     o.await_rel_timeout = s.await_rel_timeout;
     o.max_topic_levels = s.max_topic_levels;
     o.max_topic_alias = s.max_topic_alias;
+    o.max_topic_alias_out = s.max_topic_alias_out;
     o.retain_available = s.retain_available;
     o.wildcard_subscription = s.wildcard_subscription;
     o.shared_subscription = s.shared_subscription;

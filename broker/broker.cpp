@@ -11,6 +11,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
+#include <unordered_set>
+
 #include "broker/connection.hpp"
 #include "broker/listener.hpp"
 #include "broker/log.hpp"
@@ -29,7 +31,8 @@ constexpr auto shutdown_grace = std::chrono::seconds(3);
 broker::broker(broker_options opts)
     : opts_(std::move(opts)),
       router_(tree_, stats_),
-      sessions_([this](const session_ptr& s) { tree_.unsubscribe_all(s); }) {
+      sessions_([this](const session_ptr& s) { tree_.unsubscribe_all(s); },
+                [this](const message_ptr& will) { publish_will(will); }) {
     auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
@@ -158,9 +161,43 @@ broker::subscribe_outcome broker::add_subscription(const session_ptr& s, const m
     if (send_retained) {
         std::vector<std::uint32_t> ids;
         if (sub_id) ids.push_back(sub_id);
-        for (auto& m : retained_.match(sub.filter)) s->enqueue({m, std::min(m->qos, options.max_qos), true, ids});
+        for (auto& m : retained_.match(sub.filter)) s->enqueue({m, std::min(m->qos, options.max_qos), true, ids, {}});
     }
     return {static_cast<std::uint8_t>(options.max_qos), existed};
+}
+
+void broker::publish_will(const message_ptr& due) {
+    message_ptr will = due;
+    // Its Message Expiry Interval runs from now, when it is published (spec 3.1.3.2.3).
+    if (auto expiry = due->props.integer(mqtt::property_id::message_expiry_interval)) {
+        auto m = std::make_shared<message>(*due);
+        m->expires_at = std::chrono::steady_clock::now() + std::chrono::seconds(*expiry);
+        will = std::move(m);
+    }
+    if (will->retain) retained_.set(will);
+    router_.route(will, nullptr);
+    hooks_.message_publish(client_info{will->sender, will->username, mqtt::protocol_version::v5, {}}, will, nullptr);
+}
+
+void broker::hand_over_shared(const session_ptr& from) {
+    // Only filters with another connected member give their messages away: with none,
+    // they stay for this session's return.
+    auto other_connected = [&from](const session_ptr& s) { return s != from && s->attached(); };
+    std::unordered_set<std::string> movable;
+    for (const auto& [filter, _] : from->subscriptions()) {
+        const auto parsed = mqtt::parse_shared(filter);
+        if (parsed && tree_.pick_shared(parsed->group, parsed->filter, other_connected)) movable.insert(filter);
+    }
+    if (movable.empty()) return;
+    for (auto& o : from->take_shared_unacked([&](const std::string& f) { return movable.contains(f); })) {
+        const auto parsed = mqtt::parse_shared(o.share_filter);
+        auto pick = tree_.pick_shared(parsed->group, parsed->filter, other_connected);
+        if (!pick) pick = tree_.pick_shared(parsed->group, parsed->filter, [](const session_ptr&) { return true; });
+        if (!pick) continue;  // the group is gone: as if routed after its last member left
+        std::vector<std::uint32_t> ids;
+        if (pick->subscription_id) ids.push_back(pick->subscription_id);
+        pick->subscriber->enqueue(make_outgoing(o.msg, pick->options, std::move(ids), std::move(o.share_filter)));
+    }
 }
 
 bool broker::subscribe(const std::string& clientid, const std::vector<mqtt::subscription>& subs) {
@@ -177,7 +214,7 @@ bool broker::subscribe(const std::string& clientid, const std::vector<mqtt::subs
 bool broker::deliver(const std::string& clientid, const std::vector<message_ptr>& msgs, mqtt::qos qos, bool retained) {
     auto s = sessions_.find(clientid);
     if (!s) return false;
-    for (const auto& m : msgs) s->enqueue({m, std::min(m->qos, qos), retained, {}});
+    for (const auto& m : msgs) s->enqueue({m, std::min(m->qos, qos), retained, {}, {}});
     return true;
 }
 

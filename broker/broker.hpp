@@ -68,6 +68,13 @@ public:
     subscribe_outcome add_subscription(const session_ptr& s, const mqtt::subscription& sub, std::uint32_t sub_id,
                                        bool v5_rules);
 
+    // Publishes a will that is due, as its client would have published it.
+    void publish_will(const message_ptr& due);
+
+    // A member of shared subscriptions lost its connection: the QoS 1/2 messages they sent
+    // it that it has not acknowledged go to another connected member of the same group.
+    void hand_over_shared(const session_ptr& from);
+
     // broker_api
     bool subscribe(const std::string& clientid, const std::vector<mqtt::subscription>& subs) override;
     bool deliver(const std::string& clientid, const std::vector<message_ptr>& msgs, mqtt::qos qos,

@@ -26,15 +26,29 @@ constexpr std::size_t write_batch_bytes = 256 * 1024;
 // How long a closing connection may take to flush before its socket is closed anyway.
 constexpr auto close_grace = std::chrono::seconds(5);
 
+// What a PUBLISH or a will passes on to receivers: not the sender's topic alias,
+// subscription identifiers (the receiver's own are added) or Will Delay Interval.
 mqtt::properties forwarded_properties(const mqtt::properties& in) {
+    using mqtt::property_id;
     mqtt::properties out;
     for (const auto& p : in)
-        if (p.id != mqtt::property_id::topic_alias && p.id != mqtt::property_id::subscription_identifier)
+        if (p.id != property_id::topic_alias && p.id != property_id::subscription_identifier &&
+            p.id != property_id::will_delay_interval)
             out.add(p.id, p.value);
     return out;
 }
 
+// Payload Format Indicator 1 promises UTF-8 (spec 3.3.2.3.2); the broker checks the promise.
+bool payload_format_broken(const mqtt::properties& props, const mqtt::shared_payload& payload) {
+    return props.integer(mqtt::property_id::payload_format_indicator).value_or(0) == 1 &&
+           !mqtt::valid_utf8(payload.view());
+}
+
 std::string assigned_client_id(broker& b) { return "mqttd-" + b.next_msgid(); }
+
+// Response Information for a client that asks (Request Response Information 1): a topic
+// prefix of its own, on which to receive responses.
+std::string response_information(const std::string& clientid) { return "response/" + clientid; }
 
 }  // namespace
 
@@ -244,6 +258,7 @@ bool connection::authenticate(const mqtt::connect& c) const {
 void connection::refuse_connect(reason_code rc) {
     mqtt::connack ack;
     ack.reason = v5() ? static_cast<std::uint8_t>(rc) : static_cast<std::uint8_t>(mqtt::to_v311_connack(rc));
+    explain(ack, rc, false);
     send(ack);
     will_.reset();
     close(std::nullopt);
@@ -254,6 +269,10 @@ void connection::on_connect(mqtt::connect& c) {
     version_ = c.version;
     client_.version = c.version;
     client_.username = c.username.value_or("");
+    if (v5()) {
+        client_max_packet_ = c.props.integer(mqtt::property_id::maximum_packet_size).value_or(0);
+        problem_info_ = c.props.integer(mqtt::property_id::request_problem_information).value_or(1) != 0;
+    }
 
     bool assigned = false;
     if (c.client_id.empty()) {
@@ -265,12 +284,13 @@ void connection::on_connect(mqtt::connect& c) {
                (c.version == mqtt::protocol_version::v31 && c.client_id.size() > 23)) {
         return refuse_connect(reason_code::client_identifier_not_valid);
     }
+    // Enhanced authentication: this broker offers no method, so any is refused.
+    if (c.props.find(mqtt::property_id::authentication_method)) {
+        return refuse_connect(reason_code::bad_authentication_method);
+    }
     if (!authenticate(c)) {
         return refuse_connect(c.username && !o.passwords.empty() ? reason_code::bad_user_name_or_password
                                                                  : reason_code::not_authorized);
-    }
-    if (c.props.find(mqtt::property_id::authentication_method)) {
-        return refuse_connect(reason_code::bad_authentication_method);
     }
     client_.clientid = c.client_id;
     client_.connected_at = std::chrono::system_clock::now();
@@ -287,8 +307,9 @@ void connection::on_connect(mqtt::connect& c) {
                           o.session_expiry_interval);
         auto rm = c.props.integer(mqtt::property_id::receive_maximum).value_or(65535);
         send_window_ = static_cast<std::uint16_t>(std::min<std::uint32_t>(rm, o.max_inflight));
-        client_max_packet_ = c.props.integer(mqtt::property_id::maximum_packet_size).value_or(0);
         receive_maximum_ = o.max_inflight;
+        aliases_out_ = outbound_aliases(static_cast<std::uint16_t>(std::min<std::uint32_t>(
+            c.props.integer(mqtt::property_id::topic_alias_maximum).value_or(0), o.max_topic_alias_out)));
     } else {
         expiry = c.clean_start ? 0 : o.session_expiry_interval;
         send_window_ = o.max_inflight;
@@ -297,6 +318,9 @@ void connection::on_connect(mqtt::connect& c) {
         if (c.will->qos > static_cast<mqtt::qos>(o.max_qos_allowed))
             return refuse_connect(reason_code::qos_not_supported);
         if (c.will->retain && !o.retain_available) return refuse_connect(reason_code::retain_not_supported);
+        if (v5() && payload_format_broken(c.will->props, c.will->payload))
+            return refuse_connect(reason_code::payload_format_invalid);
+        will_delay_ = c.will->props.integer(mqtt::property_id::will_delay_interval).value_or(0);
         will_ = std::move(c.will);
     }
 
@@ -315,6 +339,9 @@ void connection::on_connect(mqtt::connect& c) {
     if (v5()) {
         using mqtt::property_id;
         if (assigned) ack.props.add(property_id::assigned_client_identifier, client_.clientid);
+        // Capped by mqtt.session_expiry_interval: the client is told the interval in force.
+        if (expiry != c.props.integer(property_id::session_expiry_interval).value_or(0))
+            ack.props.add(property_id::session_expiry_interval, expiry);
         if (keep_alive != c.keep_alive) ack.props.add(property_id::server_keep_alive, std::uint32_t{keep_alive});
         ack.props.add(property_id::receive_maximum, std::uint32_t{receive_maximum_});
         if (o.max_qos_allowed < 2) ack.props.add(property_id::maximum_qos, std::uint32_t{o.max_qos_allowed});
@@ -323,6 +350,12 @@ void connection::on_connect(mqtt::connect& c) {
         ack.props.add(property_id::topic_alias_maximum, std::uint32_t{o.max_topic_alias});
         if (!o.wildcard_subscription) ack.props.add(property_id::wildcard_subscription_available, std::uint32_t{0});
         if (!o.shared_subscription) ack.props.add(property_id::shared_subscription_available, std::uint32_t{0});
+        if (c.props.integer(property_id::request_response_information).value_or(0) == 1) {
+            ack.props.add(property_id::response_information, response_information(client_.clientid));
+            // Optional, so left out rather than exceed the client's Maximum Packet Size.
+            if (client_max_packet_ && mqtt::encoded_size(ack, version_) > client_max_packet_)
+                ack.props.erase(property_id::response_information);
+        }
     }
     send(ack);
     log::debug("client {} connected (v{}, clean {}, present {})", client_.clientid, static_cast<int>(version_),
@@ -365,6 +398,12 @@ void connection::on_publish(mqtt::publish& p) {
         return close(reason_code::topic_name_invalid);
 
     const auto type = p.qos == mqtt::qos::exactly_once ? mqtt::packet_type::pubrec : mqtt::packet_type::puback;
+    if (v5() && payload_format_broken(p.props, p.payload)) {
+        // Refused, not routed: QoS 0 has no ack to say so [MQTT-3.3.2.3.2, 4.13].
+        if (p.qos == mqtt::qos::at_most_once) return close(reason_code::payload_format_invalid);
+        queue_ack(p.packet_id, type, std::make_shared<bool>(true), reason_code::payload_format_invalid);
+        return;
+    }
     if (p.qos == mqtt::qos::exactly_once) {
         switch (session_->begin_incoming_qos2(p.packet_id, o.max_awaiting_rel, o.await_rel_timeout)) {
             case session::incoming_qos2::fresh: break;
@@ -372,7 +411,8 @@ void connection::on_publish(mqtt::publish& p) {
                 // The same QoS 2 message again before PUBREL: acknowledge, do not route twice.
                 queue_ack(p.packet_id, type, std::make_shared<bool>(true));
                 return;
-            case session::incoming_qos2::too_many: return close(reason_code::receive_maximum_exceeded);
+            // The broker's own bound (mqtt.max_awaiting_rel), not the client's Receive Maximum.
+            case session::incoming_qos2::too_many: return close(reason_code::quota_exceeded);
         }
     }
 
@@ -419,8 +459,9 @@ void connection::on_publish(mqtt::publish& p) {
     }
 }
 
-void connection::queue_ack(std::uint16_t id, mqtt::packet_type type, const std::shared_ptr<bool>& released) {
-    pending_acks_.push_back({id, type, released});
+void connection::queue_ack(std::uint16_t id, mqtt::packet_type type, const std::shared_ptr<bool>& released,
+                           reason_code reason) {
+    pending_acks_.push_back({id, type, released, reason});
     flush_acks();
 }
 
@@ -428,10 +469,16 @@ void connection::flush_acks() {
     bool sent = false;
     while (!pending_acks_.empty() && *pending_acks_.front().released) {
         const auto& a = pending_acks_.front();
+        auto ack = [&](auto packet) {
+            packet.packet_id = a.id;
+            packet.reason = a.reason;
+            explain(packet, a.reason, true);
+            send(packet);
+        };
         if (a.type == mqtt::packet_type::pubrec)
-            send(mqtt::pubrec{{a.id}});
+            ack(mqtt::pubrec{});
         else
-            send(mqtt::puback{{a.id}});
+            ack(mqtt::puback{});
         pending_acks_.pop_front();
         sent = true;
     }
@@ -460,6 +507,7 @@ void connection::on_pubrec(const mqtt::pubrec& a) {
     } else {
         mqtt::pubrel rel{{a.packet_id}};
         if (v5()) rel.reason = reason_code::packet_identifier_not_found;
+        explain(rel, rel.reason, true);
         send(rel);
     }
 }
@@ -467,6 +515,7 @@ void connection::on_pubrec(const mqtt::pubrec& a) {
 void connection::on_pubrel(const mqtt::pubrel& a) {
     mqtt::pubcomp comp{{a.packet_id}};
     if (!session_->release_incoming_qos2(a.packet_id) && v5()) comp.reason = reason_code::packet_identifier_not_found;
+    explain(comp, comp.reason, true);
     send(comp);
 }
 
@@ -486,6 +535,11 @@ void connection::on_subscribe(const mqtt::subscribe& s) {
         auto r = broker_.add_subscription(session_, sub, sub_id, v5());
         ack.reasons.push_back(v5() || r.reason < 0x80 ? r.reason : 0x80);
         if (r.reason < 0x80) events.push_back({client_, sub.filter, static_cast<mqtt::qos>(r.reason), r.existed});
+    }
+    for (auto r : ack.reasons) {
+        if (r < 0x80) continue;
+        explain(ack, static_cast<reason_code>(r), true);  // the first refusal's reason
+        break;
     }
     send(ack);
     for (const auto& e : events) broker_.hooks().session_subscribed(e);
@@ -517,7 +571,9 @@ void connection::on_disconnect(const mqtt::disconnect& d) {
             session_->set_expiry(std::min(*expiry, broker_.options().session_expiry_interval));
         }
     }
-    if (!(v5() && d.reason == reason_code::disconnect_with_will)) will_.reset();
+    // [MQTT-3.1.2-10]: only a normal disconnection (0x00) discards the will; 0x04 asks for
+    // it, and so, in effect, does any error the client reports.
+    if (!v5() || d.reason == reason_code::success) will_.reset();
     close(std::nullopt);
 }
 
@@ -527,6 +583,15 @@ void connection::send(const mqtt::packet& p) {
     if (closed_) return;
     mqtt::encode(p, version_, out_);
     write_signal_.notify();
+}
+
+template <class Packet>
+void connection::explain(Packet& p, reason_code rc, bool gated) {
+    if (!v5() || static_cast<std::uint8_t>(rc) < 0x80 || (gated && !problem_info_)) return;
+    p.props.add(mqtt::property_id::reason_string, std::string(mqtt::to_string(rc)));
+    // [MQTT-3.1.2-25]: a Reason String is dropped rather than exceed the client's maximum.
+    if (client_max_packet_ && mqtt::encoded_size(p, version_) > client_max_packet_)
+        p.props.erase(mqtt::property_id::reason_string);
 }
 
 void connection::pull_from_session() {
@@ -549,12 +614,18 @@ void connection::append_publish(const session::publish_out& po) {
     p.retain = po.out.retain;
     p.dup = po.dup;
     p.packet_id = po.packet_id;
+    outbound_aliases::choice alias;
     if (v5()) {
         p.props = m.props;
         for (auto id : po.out.subscription_ids) p.props.add(mqtt::property_id::subscription_identifier, id);
         if (m.expires_at) {
             auto left = std::chrono::ceil<std::chrono::seconds>(*m.expires_at - clock::now()).count();
             p.props.set(mqtt::property_id::message_expiry_interval, static_cast<std::uint32_t>(std::max<long>(left, 0)));
+        }
+        alias = aliases_out_.pick(m.topic);
+        if (alias.alias) {
+            p.props.add(mqtt::property_id::topic_alias, std::uint32_t{alias.alias});
+            if (alias.known) p.topic.clear();
         }
         if (client_max_packet_ && mqtt::encoded_size(p, version_) > client_max_packet_) {
             // [MQTT-3.1.2-25]: too large for the client: discard as if it had been sent.
@@ -564,6 +635,7 @@ void connection::append_publish(const session::publish_out& po) {
             return;
         }
     }
+    aliases_out_.use(m.topic, alias);
     mqtt::encode(p, version_, out_);
     stats::bump(broker_.counters().messages_sent);
     stats::bump(broker_.counters().publish_sent);
@@ -578,6 +650,7 @@ void connection::close(std::optional<reason_code> reason) {
     if (reason && connected_ && v5()) {
         mqtt::disconnect d;
         d.reason = *reason;
+        explain(d, *reason, false);
         send(d);
     }
     closing_ = true;
@@ -586,8 +659,8 @@ void connection::close(std::optional<reason_code> reason) {
     keepalive_timer_.cancel();
 }
 
-void connection::publish_will() {
-    if (!will_) return;
+message_ptr connection::will_message() {
+    if (!will_) return nullptr;
     auto m = std::make_shared<message>();
     m->topic = std::move(will_->topic);
     m->payload = std::move(will_->payload);
@@ -598,13 +671,8 @@ void connection::publish_will() {
     m->sender = client_.clientid;
     m->username = client_.username;
     m->timestamp = std::chrono::system_clock::now();
-    if (auto expiry = will_->props.integer(mqtt::property_id::message_expiry_interval))
-        m->expires_at = clock::now() + std::chrono::seconds(*expiry);
     will_.reset();
-    message_ptr msg = std::move(m);
-    if (msg->retain) broker_.retained().set(msg);
-    broker_.router().route(msg, nullptr);
-    broker_.hooks().message_publish(client_, msg, nullptr);
+    return m;
 }
 
 void connection::finish() {
@@ -612,9 +680,11 @@ void connection::finish() {
     finished_ = true;
     broker_.remove_connection(this);
     if (!connected_) return;
-    publish_will();
+    // Still the session's owner (not taken over): shared subscriptions' unacknowledged
+    // messages go to other members rather than wait for this client's return.
+    if (session_->generation() == generation_) broker_.hand_over_shared(session_);
     broker_.counters().clients_connected.fetch_sub(1, std::memory_order_relaxed);
-    broker_.sessions().release(session_, generation_);
+    broker_.sessions().release(session_, generation_, will_message(), will_delay_);
     broker_.hooks().client_disconnected(client_);
     log::debug("client {} disconnected", client_.clientid);
 }

@@ -16,6 +16,7 @@
 
 #include "broker/async_signal.hpp"
 #include "broker/hooks.hpp"
+#include "broker/outbound_aliases.hpp"
 #include "broker/session.hpp"
 #include "broker/transport.hpp"
 #include "protocol/decoder.hpp"
@@ -63,18 +64,25 @@ private:
     bool authenticate(const mqtt::connect& c) const;
 
     void send(const mqtt::packet& p);
+    // Adds a Reason String saying what `rc` means to a 5.0 failure packet, when the client
+    // allows it (Request Problem Information; always for CONNACK and DISCONNECT, where
+    // `gated` is false) and the packet still fits the client's Maximum Packet Size.
+    template <class Packet>
+    void explain(Packet& p, mqtt::reason_code rc, bool gated);
     // Moves deliveries from the session into the write buffer.
     void pull_from_session();
     void append_publish(const session::publish_out& po);
     // The publisher's acks, released in the order the publishes came in.
-    void queue_ack(std::uint16_t id, mqtt::packet_type type, const std::shared_ptr<bool>& released);
+    void queue_ack(std::uint16_t id, mqtt::packet_type type, const std::shared_ptr<bool>& released,
+                   mqtt::reason_code reason = mqtt::reason_code::success);
     void flush_acks();
 
     // Protocol violation or server-side close: 5.0 clients get DISCONNECT with the
     // reason first. The will is published unless the client disconnected normally.
     void close(std::optional<mqtt::reason_code> reason);
     void finish();
-    void publish_will();
+    // The will as the message it becomes (null if there is none).
+    message_ptr will_message();
 
     bool v5() const noexcept { return version_ == mqtt::protocol_version::v5; }
 
@@ -97,6 +105,8 @@ private:
     mqtt::protocol_version version_ = mqtt::protocol_version::v311;
     client_info client_;
     std::optional<mqtt::will_message> will_;
+    std::uint32_t will_delay_ = 0;  // Will Delay Interval, seconds
+    bool problem_info_ = true;      // Request Problem Information
     clock::time_point last_rx_;
     clock::duration keepalive_limit_{};  // zero: no keep-alive
 
@@ -106,11 +116,13 @@ private:
     std::uint32_t client_max_packet_ = 0;     // 0: no limit from the client
     std::uint16_t receive_maximum_ = 0;       // what we allow the client (5.0)
     std::unordered_map<std::uint16_t, std::string> topic_aliases_;  // inbound, this connection only
+    outbound_aliases aliases_out_;
 
     struct pending_ack {
         std::uint16_t id;
         mqtt::packet_type type;
         std::shared_ptr<bool> released;
+        mqtt::reason_code reason;
     };
     std::deque<pending_ack> pending_acks_;
 };

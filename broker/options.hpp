@@ -33,6 +33,9 @@ struct broker_options {
     std::chrono::milliseconds await_rel_timeout{300'000};
     std::uint32_t max_topic_levels = 0;  // 0: no limit
     std::uint16_t max_topic_alias = 65535;
+    // Aliases the broker assigns on its PUBLISH packets to a 5.0 client (at most the
+    // client's Topic Alias Maximum); 0: none.
+    std::uint16_t max_topic_alias_out = 64;
     bool retain_available = true;
     // Send matching retained messages from memory on SUBSCRIBE. Off when a backend
     // serves them from its own store (on_retain_lookup), so they are not sent twice.

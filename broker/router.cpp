@@ -2,8 +2,10 @@
 
 namespace mqttd {
 
-outgoing make_outgoing(const message_ptr& m, const mqtt::subscribe_options& o, std::vector<std::uint32_t> sub_ids) {
-    return {m, std::min(m->qos, o.max_qos), o.retain_as_published && m->retain, std::move(sub_ids)};
+outgoing make_outgoing(const message_ptr& m, const mqtt::subscribe_options& o, std::vector<std::uint32_t> sub_ids,
+                       std::string share_filter) {
+    return {m, std::min(m->qos, o.max_qos), o.retain_as_published && m->retain, std::move(sub_ids),
+            std::move(share_filter)};
 }
 
 std::size_t router::route(const message_ptr& m, const session* publisher) {
@@ -22,11 +24,13 @@ std::size_t router::route(const message_ptr& m, const session* publisher) {
         auto& r = matches.front();
         std::vector<std::uint32_t> ids;
         if (r.subscription_id) ids.push_back(r.subscription_id);
-        r.subscriber->enqueue(make_outgoing(m, r.options, std::move(ids)));
+        r.subscriber->enqueue(
+            make_outgoing(m, r.options, std::move(ids), r.share_group.empty() ? std::string() : std::move(r.filter)));
         return 1;
     }
     auto deliveries = aggregate(std::move(matches));
-    for (auto& d : deliveries) d.subscriber->enqueue(make_outgoing(m, d.options, std::move(d.subscription_ids)));
+    for (auto& d : deliveries)
+        d.subscriber->enqueue(make_outgoing(m, d.options, std::move(d.subscription_ids), std::move(d.filter)));
     return deliveries.size();
 }
 

@@ -26,6 +26,8 @@ private:
 
 // The delivery of one message to one subscription: QoS downgraded to the subscription's
 // maximum; RETAIN kept only with Retain As Published (live messages are not retained).
-outgoing make_outgoing(const message_ptr& m, const mqtt::subscribe_options& o, std::vector<std::uint32_t> sub_ids);
+// `share_filter` names the shared subscription that chose this session, if one did.
+outgoing make_outgoing(const message_ptr& m, const mqtt::subscribe_options& o, std::vector<std::uint32_t> sub_ids,
+                       std::string share_filter = {});
 
 }  // namespace mqttd

@@ -1,5 +1,7 @@
 #include "broker/session.hpp"
 
+#include <utility>
+
 namespace mqttd {
 
 namespace {
@@ -53,6 +55,16 @@ void session::set_expiry(std::uint32_t seconds) {
 std::uint32_t session::expiry() const {
     std::lock_guard lock(mutex_);
     return expiry_;
+}
+
+void session::set_will(message_ptr will) {
+    std::lock_guard lock(mutex_);
+    will_ = std::move(will);
+}
+
+message_ptr session::take_will() {
+    std::lock_guard lock(mutex_);
+    return std::exchange(will_, nullptr);
 }
 
 void session::wake_owner(std::unique_lock<std::mutex>& lock) {
@@ -158,6 +170,33 @@ bool session::pubcomp(std::uint16_t id) {
     inflight_.erase(it->second);
     inflight_by_id_.erase(it);
     return true;
+}
+
+std::vector<outgoing> session::take_shared_unacked(const std::function<bool(const std::string&)>& movable) {
+    std::vector<outgoing> out;
+    std::lock_guard lock(mutex_);
+    auto take = [&](const outgoing& o) {
+        return o.qos != mqtt::qos::at_most_once && !o.share_filter.empty() && movable(o.share_filter);
+    };
+    for (auto it = inflight_.begin(); it != inflight_.end();) {
+        if (it->state == await_state::pubcomp || !take(it->out)) {
+            ++it;
+            continue;
+        }
+        out.push_back(std::move(it->out));
+        inflight_by_id_.erase(it->packet_id);
+        it = inflight_.erase(it);
+    }
+    for (auto it = queue_.begin(); it != queue_.end();) {
+        if (!take(*it)) {
+            ++it;
+            continue;
+        }
+        queue_bytes_ -= cost(*it);
+        out.push_back(std::move(*it));
+        it = queue_.erase(it);
+    }
+    return out;
 }
 
 session::incoming_qos2 session::begin_incoming_qos2(std::uint16_t id, std::size_t max_awaiting,

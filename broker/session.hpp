@@ -27,6 +27,7 @@ struct outgoing {
     mqtt::qos qos = mqtt::qos::at_most_once;  // effective: min(published, subscribed)
     bool retain = false;                      // RETAIN flag as delivered
     std::vector<std::uint32_t> subscription_ids;
+    std::string share_filter;  // "$share/{group}/{filter}" when a shared subscription chose this session
 };
 
 // Where the session's owner is woken when there is something to send.
@@ -78,6 +79,10 @@ public:
     void set_expiry(std::uint32_t seconds);
     std::uint32_t expiry() const;
 
+    // A will waiting for its Will Delay Interval while the session lives on detached.
+    void set_will(message_ptr will);
+    message_ptr take_will();
+
     // --- delivery (any thread) --------------------------------------------------
     // Queues a message and wakes the owner. Applies the bounds: a full queue drops a
     // new QoS 0 message, or the oldest queued message to make room for QoS 1/2.
@@ -102,6 +107,12 @@ public:
     message_ptr puback(std::uint16_t id);
     message_ptr pubrec(std::uint16_t id);  // moves to awaiting PUBCOMP
     bool pubcomp(std::uint16_t id);
+
+    // Removes the QoS 1/2 messages that shared subscriptions sent here and the client has
+    // not received for sure (queued, or in flight without PUBACK/PUBREC), for the share
+    // filters `movable` accepts, so another member of the group can have them. `movable`
+    // runs under this session's lock: it must not touch sessions.
+    std::vector<outgoing> take_shared_unacked(const std::function<bool(const std::string&)>& movable);
 
     // --- QoS 2 from the client ------------------------------------------------------
     enum class incoming_qos2 : std::uint8_t { fresh, duplicate, too_many };
@@ -138,6 +149,7 @@ private:
     std::uint64_t generation_ = 0;
     bool attached_ = false;
     std::uint32_t expiry_ = 0;
+    message_ptr will_;
 
     std::deque<outgoing> queue_;
     std::size_t queue_bytes_ = 0;

@@ -1,6 +1,9 @@
 #pragma once
 // Client id -> session. Opening a session and attaching its new owner happen under one
 // lock, so a connection being taken over can never end a session its successor holds.
+// Wills with a Will Delay Interval wait here too, as they depend on what becomes of the
+// session (MQTT 5 3.1.3.2.2): published when the delay has passed or the session ends,
+// whichever is first; dropped if a new connection resumes the session in time.
 #include <chrono>
 #include <functional>
 #include <map>
@@ -17,7 +20,9 @@ class session_registry {
 public:
     // Called (outside the registry's lock) for every session that ends, so its
     // subscriptions can be removed from the topic tree.
-    explicit session_registry(std::function<void(const session_ptr&)> on_end) : on_end_(std::move(on_end)) {}
+    // `publish_will` publishes a will that is due (outside the registry's lock).
+    session_registry(std::function<void(const session_ptr&)> on_end, std::function<void(const message_ptr&)> publish_will)
+        : on_end_(std::move(on_end)), publish_will_(std::move(publish_will)) {}
 
     struct opened {
         session_ptr s;
@@ -32,10 +37,15 @@ public:
                 std::weak_ptr<session_owner> owner);
 
     // The owner with this generation goes away: the session ends now (expiry 0) or is
-    // kept until its expiry interval has passed without a new owner.
-    void release(const session_ptr& s, std::uint64_t generation);
+    // kept until its expiry interval has passed without a new owner. `will` (may be null)
+    // is the connection's will, due after `will_delay` seconds: it is published now if the
+    // delay is 0 or the session ends, waits in the session otherwise, and is dropped when
+    // the connection was taken over by one that continues the session [MQTT-3.1.3-9].
+    void release(const session_ptr& s, std::uint64_t generation, message_ptr will = nullptr,
+                 std::uint32_t will_delay = 0);
 
-    // Ends detached sessions whose expiry has passed; returns how many.
+    // Publishes the wills whose delay has passed and ends detached sessions whose expiry
+    // has passed (publishing their wills); returns how many sessions ended.
     std::size_t sweep(std::chrono::steady_clock::time_point now);
 
     session_ptr find(const std::string& clientid) const;
@@ -46,10 +56,15 @@ private:
         std::weak_ptr<session> s;
         std::uint64_t generation;
     };
+    // The session ends: its pending will is published, then on_end_ runs.
+    void end(const session_ptr& s);
+
     std::function<void(const session_ptr&)> on_end_;
+    std::function<void(const message_ptr&)> publish_will_;
     mutable std::mutex mutex_;
     std::unordered_map<std::string, session_ptr> sessions_;
     std::multimap<std::chrono::steady_clock::time_point, pending_expiry> expiries_;
+    std::multimap<std::chrono::steady_clock::time_point, pending_expiry> wills_;  // delayed wills
 };
 
 }  // namespace mqttd

@@ -179,20 +179,21 @@ public:
         return out;
     }
 
-    // The next member in round-robin order other than except; nullopt if there is none.
+    // The next member in round-robin order that `accept` takes; nullopt if there is none.
+    template <class Accept>
     std::optional<match_result<Subscriber>> pick_shared(std::string_view group_name, std::string_view filter,
-                                                        const Subscriber& except) const {
+                                                        Accept&& accept) const {
         std::shared_lock lock(mutex_);
         const group* g = find_group(group_name, filter);
         if (!g) return std::nullopt;
         const auto n = g->members.size();
-        auto i = g->next.fetch_add(1, std::memory_order_relaxed) % n;
-        if (g->members[i].subscriber == except) {
-            if (n == 1) return std::nullopt;
-            i = (i + 1) % n;
+        const auto start = g->next.fetch_add(1, std::memory_order_relaxed);
+        for (std::size_t k = 0; k < n; ++k) {
+            const auto& m = g->members[(start + k) % n];
+            if (accept(m.subscriber))
+                return match_result<Subscriber>{m.subscriber, m.e.options, m.e.id, g->filter, std::string(group_name)};
         }
-        const auto& m = g->members[i];
-        return match_result<Subscriber>{m.subscriber, m.e.options, m.e.id, g->filter, std::string(group_name)};
+        return std::nullopt;
     }
 
     // Number of (subscriber, filter) subscriptions.

@@ -92,6 +92,8 @@ const std::map<std::string_view, setter>& setters() {
         {"mqtt.retry_interval", [](broker_settings& s, const entry& e) { s.retry_interval = to_duration(e); }},
         {"mqtt.max_topic_alias",
          [](broker_settings& s, const entry& e) { s.max_topic_alias = to_uint<std::uint16_t>(e, 0); }},
+        {"mqtt.max_topic_alias_out",
+         [](broker_settings& s, const entry& e) { s.max_topic_alias_out = to_uint<std::uint16_t>(e, 0); }},
         {"mqtt.retain_available", [](broker_settings& s, const entry& e) { s.retain_available = to_bool(e); }},
         {"mqtt.wildcard_subscription",
          [](broker_settings& s, const entry& e) { s.wildcard_subscription = to_bool(e); }},

@@ -41,6 +41,7 @@ struct broker_settings {
     std::chrono::milliseconds await_rel_timeout = std::chrono::seconds(300);
     std::chrono::milliseconds retry_interval = std::chrono::seconds(30);
     std::uint16_t max_topic_alias = 65535;
+    std::uint16_t max_topic_alias_out = 64;  // 0: the broker sends no topic aliases
     bool retain_available = true;
     bool wildcard_subscription = true;
     bool shared_subscription = true;

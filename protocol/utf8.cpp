@@ -19,11 +19,9 @@ bool plain_ascii_word(const unsigned char* p) noexcept {
 
 bool continuation(unsigned char c) noexcept { return (c & 0xC0) == 0x80; }
 
-}  // namespace
-
 // Well-formed sequences as in Unicode table 3-7; the ranges of the second byte exclude
 // overlong forms, surrogates (ED A0..BF) and code points above U+10FFFF.
-bool valid_mqtt_utf8(std::string_view s) noexcept {
+bool well_formed(std::string_view s, bool allow_nul) noexcept {
     auto p = reinterpret_cast<const unsigned char*>(s.data());
     const auto end = p + s.size();
     while (p < end) {
@@ -33,7 +31,7 @@ bool valid_mqtt_utf8(std::string_view s) noexcept {
         }
         const unsigned char c = *p;
         if (c < 0x80) {
-            if (c == 0) return false;
+            if (c == 0 && !allow_nul) return false;
             ++p;
             continue;
         }
@@ -60,5 +58,11 @@ bool valid_mqtt_utf8(std::string_view s) noexcept {
     }
     return true;
 }
+
+}  // namespace
+
+bool valid_mqtt_utf8(std::string_view s) noexcept { return well_formed(s, false); }
+
+bool valid_utf8(std::string_view s) noexcept { return well_formed(s, true); }
 
 }  // namespace mqtt

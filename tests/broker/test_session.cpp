@@ -6,12 +6,12 @@
 
 namespace {
 
-mqttd::outgoing out(const std::string& payload, mqtt::qos q) {
+mqttd::outgoing out(const std::string& payload, mqtt::qos q, std::string share_filter = {}) {
     auto m = std::make_shared<mqttd::message>();
     m->topic = "t";
     m->payload = mqtt::shared_payload(payload);
     m->qos = q;
-    return {m, q, false, {}};
+    return {m, q, false, {}, std::move(share_filter)};
 }
 
 std::vector<std::string> payloads(const std::vector<mqttd::session::publish_out>& v) {
@@ -132,4 +132,29 @@ TEST_CASE("session: the owner is woken on enqueue, and a stale owner cannot deta
     CHECK(s.attached());
     CHECK(s.detach(gen_b));
     CHECK_FALSE(s.attached());
+}
+
+TEST_CASE("session: unacknowledged shared-subscription messages can be taken for another member") {
+    mqttd::session s("c", {4, 100, 1u << 20, true});
+    const std::string share = "$share/g/t";
+    s.enqueue(out("sent-acked", mqtt::qos::at_least_once, share));
+    s.enqueue(out("sent-unacked", mqtt::qos::at_least_once, share));
+    s.enqueue(out("received-q2", mqtt::qos::exactly_once, share));
+    s.enqueue(out("own", mqtt::qos::at_least_once));
+    s.enqueue(out("q0", mqtt::qos::at_most_once, share));
+    s.enqueue(out("queued", mqtt::qos::exactly_once, share));
+    s.enqueue(out("other-group", mqtt::qos::at_least_once, "$share/h/t"));
+    std::vector<mqttd::session::publish_out> taken;
+    s.take(4, 100, taken);  // a window of 4 leaves "queued" and "other-group" in the queue
+    REQUIRE(taken.size() == 5);
+    CHECK(s.puback(taken[0].packet_id));
+    CHECK(s.pubrec(taken[2].packet_id));  // the client has it: it stays here
+
+    auto moved = s.take_shared_unacked([&](const std::string& f) { return f == share; });
+    std::vector<std::string> got;
+    for (const auto& o : moved) got.emplace_back(o.msg->payload.view());
+    CHECK(got == std::vector<std::string>{"sent-unacked", "queued"});
+    CHECK(s.inflight_count() == 2);  // "received-q2" awaiting PUBCOMP, and "own"
+    CHECK(s.queued() == 1);          // "other-group": not movable
+    CHECK(s.take_shared_unacked([](const std::string&) { return true; }).size() == 1);
 }

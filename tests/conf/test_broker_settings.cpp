@@ -31,6 +31,7 @@ TEST_CASE("broker defaults") {
     CHECK(b.await_rel_timeout == 300s);
     CHECK(b.retry_interval == 30s);
     CHECK(b.max_topic_alias == 65535);
+    CHECK(b.max_topic_alias_out == 64);
     CHECK(b.retain_available);
     CHECK(b.wildcard_subscription);
     CHECK(b.shared_subscription);
@@ -59,6 +60,7 @@ TEST_CASE("every broker key set") {
                        "mqtt.await_rel_timeout = 1m\n"
                        "mqtt.retry_interval = 500ms\n"
                        "mqtt.max_topic_alias = 0\n"
+                       "mqtt.max_topic_alias_out = 3\n"
                        "mqtt.retain_available = off\n"
                        "mqtt.wildcard_subscription = false\n"
                        "mqtt.shared_subscription = off\n"
@@ -84,6 +86,7 @@ TEST_CASE("every broker key set") {
     CHECK(b.await_rel_timeout == 60s);
     CHECK(b.retry_interval == 500ms);
     CHECK(b.max_topic_alias == 0);
+    CHECK(b.max_topic_alias_out == 3);
     CHECK(!b.retain_available);
     CHECK(!b.wildcard_subscription);
     CHECK(!b.shared_subscription);

@@ -2,6 +2,7 @@
 with a timeout on every wait:
 
 * PahoClient: the Eclipse paho Python client (MQTT 3.1.1 or 3.1);
+* Paho5Client: the same in MQTT 5 mode, with properties, reason codes and subscription options;
 * MosquittoClients: the mosquitto_pub / mosquitto_sub command-line tools;
 * JsClient: MQTT.js in a node process (js/client.js), driven over stdin/stdout.
 
@@ -31,6 +32,7 @@ class Msg(NamedTuple):
     qos: int
     retain: bool
     dup: bool = False
+    props: dict | None = None  # MQTT 5 properties by paho's names (Paho5Client) or MQTT.js's
 
 
 def _collect(q: "queue.Queue[Msg]", n: int, timeout: float, who: str) -> list[Msg]:
@@ -224,6 +226,155 @@ class PahoClient:
             self._started = False
 
 
+class Paho5Client(PahoClient):
+    """paho-mqtt 1.6 in MQTT 5 mode.
+
+    connect_props / will_props: dicts of paho property names (SessionExpiryInterval,
+    TopicAliasMaximum, WillDelayInterval, ...). Received messages carry their properties
+    in Msg.props; acks and the broker's DISCONNECT are kept with their reason codes.
+    paho 1.6 does not resolve topic aliases the broker sends: such messages arrive with
+    the topic as sent (empty when only the alias is) and TopicAlias in their properties.
+    """
+
+    def __init__(self, broker, client_id: str = "", clean_start: bool = True, keepalive: int = 60,
+                 will: dict | None = None, will_props: dict | None = None,
+                 connect_props: dict | None = None, username: str | None = None,
+                 password: str | None = None):
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.packettypes import PacketTypes
+        self._mqtt = mqtt
+        self.broker = broker
+        self.client_id = client_id
+        self.keepalive = keepalive
+        self.clean_start = clean_start
+        self.connect_props = self.properties(PacketTypes.CONNECT, connect_props)
+        self.c = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5, reconnect_on_failure=False)
+        if will:
+            self.c.will_set(will["topic"], will.get("payload", b""), will.get("qos", 0), will.get("retain", False),
+                            properties=self.properties(PacketTypes.WILLMESSAGE, will_props))
+        if username is not None:
+            self.c.username_pw_set(username, password)
+        self.messages: "queue.Queue[Msg]" = queue.Queue()
+        self._cond = threading.Condition()
+        self._connack = None
+        self.connack_props: dict = {}
+        self._subacks: dict[int, tuple] = {}
+        self._unsubacks: dict[int, tuple] = {}
+        self._published: set[int] = set()
+        self.disconnect_rc: int | None = None
+        self.disconnect_props: dict = {}
+        self.disconnected = threading.Event()
+        self._started = False
+        self.c.on_connect = self._on_connect5
+        self.c.on_message = self._on_message5
+        self.c.on_subscribe = self._on_subscribe5
+        self.c.on_unsubscribe = self._on_unsubscribe5
+        self.c.on_publish = self._on_publish
+        self.c.on_disconnect = self._on_disconnect5
+
+    @staticmethod
+    def properties(packet_type, values: dict | None):
+        if not values:
+            return None
+        from paho.mqtt.properties import Properties
+        props = Properties(packet_type)
+        for name, value in values.items():
+            setattr(props, name, value)
+        return props
+
+    @staticmethod
+    def _plain(props) -> dict:
+        """The properties present, by paho's attribute names, values as paho holds them."""
+        if props is None:
+            return {}
+        names = (name.replace(" ", "") for name in props.names)
+        return {n: getattr(props, n) for n in names if hasattr(props, n)}
+
+    def _on_connect5(self, client, userdata, flags, rc, props):
+        with self._cond:
+            self._connack = (rc.value, bool(flags.get("session present", 0)))
+            self.connack_props = self._plain(props)
+            self._cond.notify_all()
+
+    def _on_message5(self, client, userdata, m):
+        self.messages.put(Msg(m.topic, bytes(m.payload), m.qos, bool(m.retain), bool(m.dup),
+                              self._plain(getattr(m, "properties", None))))
+
+    def _on_subscribe5(self, client, userdata, mid, reason_codes, props):
+        with self._cond:
+            self._subacks[mid] = tuple(rc.value for rc in reason_codes)
+            self._cond.notify_all()
+
+    def _on_unsubscribe5(self, client, userdata, mid, props, reason_codes):
+        with self._cond:
+            codes = reason_codes if isinstance(reason_codes, list) else [reason_codes]
+            self._unsubacks[mid] = tuple(rc.value for rc in codes)
+            self._cond.notify_all()
+
+    def _on_disconnect5(self, client, userdata, rc, props=None):
+        self.disconnect_rc = rc.value if hasattr(rc, "value") else rc
+        self.disconnect_props = self._plain(props)
+        self.disconnected.set()
+
+    def connect(self, timeout: float = 5.0, expect_rc: int | None = 0) -> tuple[int, bool]:
+        """Connects; returns (CONNACK reason code, session present); connack_props holds the rest."""
+        self.c.connect(self.broker.host, self.broker.port, self.keepalive, clean_start=self.clean_start,
+                       properties=self.connect_props)
+        self.c.loop_start()
+        self._started = True
+        self._wait(lambda: self._connack is not None, timeout, "CONNACK")
+        rc, sp = self._connack
+        if expect_rc is not None:
+            assert rc == expect_rc, f"paho {self.client_id!r}: CONNACK reason {rc:#x}, expected {expect_rc:#x}"
+        return rc, sp
+
+    def subscribe(self, topic, qos: int = 0, timeout: float = 5.0, no_local: bool = False,
+                  retain_as_published: bool = False, retain_handling: int = 0,
+                  sub_id: int | None = None) -> tuple:
+        """One filter with its options; returns the SUBACK's reason codes."""
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+        opts = SubscribeOptions(qos=qos, noLocal=no_local, retainAsPublished=retain_as_published,
+                                retainHandling=retain_handling)
+        props = self.properties(PacketTypes.SUBSCRIBE, {"SubscriptionIdentifier": sub_id} if sub_id else None)
+        rc, mid = self.c.subscribe(topic, options=opts, properties=props)
+        assert rc == 0, f"subscribe failed locally: {rc}"
+        self._wait(lambda: mid in self._subacks, timeout, "SUBACK")
+        return self._subacks[mid]
+
+    def unsubscribe(self, topic, timeout: float = 5.0) -> tuple:
+        """Returns the UNSUBACK's reason codes."""
+        rc, mid = self.c.unsubscribe(topic)
+        assert rc == 0, f"unsubscribe failed locally: {rc}"
+        self._wait(lambda: mid in self._unsubacks, timeout, "UNSUBACK")
+        return self._unsubacks[mid]
+
+    def publish(self, topic: str, payload=b"", qos: int = 0, retain: bool = False,
+                wait: bool = True, timeout: float = 5.0, props: dict | None = None) -> int:
+        from paho.mqtt.packettypes import PacketTypes
+        info = self.c.publish(topic, payload, qos, retain, properties=self.properties(PacketTypes.PUBLISH, props))
+        assert info.rc == 0, f"publish failed locally: {info.rc}"
+        if wait:
+            self._wait(lambda: info.mid in self._published, timeout, f"completion of publish {info.mid}")
+        return info.mid
+
+    def ping(self, timeout: float = 5.0) -> None:
+        """A round trip through the broker: everything sent before has been processed."""
+        topic = f"ping/{self.client_id or id(self)}"
+        self.subscribe(topic, qos=0, timeout=timeout)
+        self.unsubscribe(topic, timeout=timeout)
+
+    def disconnect(self, timeout: float = 5.0, reason: int = 0, props: dict | None = None) -> None:
+        """A DISCONNECT with `reason` (0x04: with the will) and properties (SessionExpiryInterval)."""
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.reasoncodes import ReasonCodes
+        self.c.disconnect(reasoncode=ReasonCodes(PacketTypes.DISCONNECT, identifier=reason),
+                          properties=self.properties(PacketTypes.DISCONNECT, props))
+        self.disconnected.wait(timeout)
+        self.c.loop_stop()
+        self._started = False
+
+
 # ---------------------------------------------------------------------------
 # mosquitto_pub / mosquitto_sub
 # ---------------------------------------------------------------------------
@@ -400,7 +551,8 @@ class JsClient:
             except ValueError:
                 continue
             if ev.get("event") == "message":
-                self.messages.put(Msg(ev["topic"], ev["payload"].encode(), ev["qos"], ev["retain"], ev["dup"]))
+                self.messages.put(Msg(ev["topic"], ev["payload"].encode(), ev["qos"], ev["retain"], ev["dup"],
+                                      ev.get("properties")))
             else:
                 with self._cond:
                     self.events.append(ev)
@@ -441,8 +593,9 @@ class JsClient:
             assert ev["event"] == "connect", f"MQTT.js did not connect: {ev}"
         return ev
 
-    def subscribe(self, topic: str, qos: int = 0, timeout: float = 5.0) -> list[int]:
-        self.send(cmd="subscribe", topic=topic, qos=qos)
+    def subscribe(self, topic: str, qos: int = 0, timeout: float = 5.0, **v5) -> list[int]:
+        """v5: nl, rap, rh (subscription options) and properties, for MQTT 5."""
+        self.send(cmd="subscribe", topic=topic, qos=qos, **v5)
         ev = self.wait_event(("suback", "error"), timeout)
         assert ev["event"] == "suback", f"MQTT.js subscribe failed: {ev}"
         return ev["granted"]
@@ -453,8 +606,11 @@ class JsClient:
         assert ev["event"] == "unsuback", f"MQTT.js unsubscribe failed: {ev}"
 
     def publish(self, topic: str, payload: str = "", qos: int = 0, retain: bool = False,
-                wait: bool = True, timeout: float = 5.0) -> None:
-        self.send(cmd="publish", topic=topic, payload=payload, qos=qos, retain=retain)
+                wait: bool = True, timeout: float = 5.0, properties: dict | None = None) -> None:
+        cmd = dict(cmd="publish", topic=topic, payload=payload, qos=qos, retain=retain)
+        if properties:
+            cmd["properties"] = properties
+        self.send(**cmd)
         if wait:
             ev = self.wait_event(("published", "error"), timeout)
             assert ev["event"] == "published", f"MQTT.js publish failed: {ev}"

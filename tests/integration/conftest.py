@@ -395,6 +395,26 @@ def paho(request):
 
 
 @pytest.fixture
+def paho5(request):
+    """Factory: paho5(broker, client_id, **kw) -> clients.Paho5Client (MQTT 5); closed at teardown."""
+    try:
+        import paho.mqtt.client  # noqa: F401
+    except ImportError:
+        missing("paho-mqtt for /usr/bin/python3 (Debian package python3-paho-mqtt)")
+    import clients
+    made: list = []
+
+    def make(broker: Broker, client_id: str = "", **kw):
+        c = clients.Paho5Client(broker, client_id, **kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture
 def raw():
     """Factory: raw(broker) -> mqtt_raw.RawClient (a bare TCP connection); closed at teardown."""
     import mqtt_raw

@@ -4,8 +4,10 @@ It exists so the tests can send exactly the bytes they mean, including malformed
 ones that no client library would produce, and can see exactly what the broker
 answers (flags, packet identifiers, DUP bits) without a library in between.
 
-Only what the tests need is here: MQTT 3.1.1 (protocol level 4, "MQTT") and
-MQTT 3.1 (protocol level 3, "MQIsdp") packets, no MQTT 5 properties.
+Only what the tests need is here: MQTT 3.1.1 (protocol level 4, "MQTT"), MQTT 3.1
+(protocol level 3, "MQIsdp"), and MQTT 5 (level 5) CONNECT, PUBLISH, SUBSCRIBE, AUTH
+and DISCONNECT with properties, and the reason codes and properties of what the
+broker answers.
 """
 
 from __future__ import annotations
@@ -30,12 +32,33 @@ UNSUBACK = 11
 PINGREQ = 12
 PINGRESP = 13
 DISCONNECT = 14
+AUTH = 15
 
 NAMES = {
     CONNECT: "CONNECT", CONNACK: "CONNACK", PUBLISH: "PUBLISH", PUBACK: "PUBACK",
     PUBREC: "PUBREC", PUBREL: "PUBREL", PUBCOMP: "PUBCOMP", SUBSCRIBE: "SUBSCRIBE",
     SUBACK: "SUBACK", UNSUBSCRIBE: "UNSUBSCRIBE", UNSUBACK: "UNSUBACK",
-    PINGREQ: "PINGREQ", PINGRESP: "PINGRESP", DISCONNECT: "DISCONNECT",
+    PINGREQ: "PINGREQ", PINGRESP: "PINGRESP", DISCONNECT: "DISCONNECT", AUTH: "AUTH",
+}
+
+# MQTT 5 property identifiers (section 2.2.2.2) and their types.
+PFI, MESSAGE_EXPIRY, CONTENT_TYPE, RESPONSE_TOPIC, CORRELATION_DATA = 0x01, 0x02, 0x03, 0x08, 0x09
+SUBSCRIPTION_ID, SESSION_EXPIRY, ASSIGNED_CLIENT_ID, SERVER_KEEP_ALIVE = 0x0B, 0x11, 0x12, 0x13
+AUTH_METHOD, AUTH_DATA, REQUEST_PROBLEM_INFO, WILL_DELAY = 0x15, 0x16, 0x17, 0x18
+REQUEST_RESPONSE_INFO, RESPONSE_INFO, REASON_STRING = 0x19, 0x1A, 0x1F
+RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM, TOPIC_ALIAS, MAXIMUM_QOS = 0x21, 0x22, 0x23, 0x24
+RETAIN_AVAILABLE, USER_PROPERTY, MAXIMUM_PACKET_SIZE = 0x25, 0x26, 0x27
+WILDCARD_AVAILABLE, SUB_ID_AVAILABLE, SHARED_AVAILABLE = 0x28, 0x29, 0x2A
+
+_BYTE, _U16, _U32, _VARINT, _STR, _BIN, _PAIR = range(7)
+PROPERTY_TYPES = {
+    PFI: _BYTE, MESSAGE_EXPIRY: _U32, CONTENT_TYPE: _STR, RESPONSE_TOPIC: _STR, CORRELATION_DATA: _BIN,
+    SUBSCRIPTION_ID: _VARINT, SESSION_EXPIRY: _U32, ASSIGNED_CLIENT_ID: _STR, SERVER_KEEP_ALIVE: _U16,
+    AUTH_METHOD: _STR, AUTH_DATA: _BIN, REQUEST_PROBLEM_INFO: _BYTE, WILL_DELAY: _U32,
+    REQUEST_RESPONSE_INFO: _BYTE, RESPONSE_INFO: _STR, 0x1C: _STR, REASON_STRING: _STR,
+    RECEIVE_MAXIMUM: _U16, TOPIC_ALIAS_MAXIMUM: _U16, TOPIC_ALIAS: _U16, MAXIMUM_QOS: _BYTE,
+    RETAIN_AVAILABLE: _BYTE, USER_PROPERTY: _PAIR, MAXIMUM_PACKET_SIZE: _U32,
+    WILDCARD_AVAILABLE: _BYTE, SUB_ID_AVAILABLE: _BYTE, SHARED_AVAILABLE: _BYTE,
 }
 
 
@@ -69,6 +92,75 @@ def encode_str(s: str | bytes) -> bytes:
     return encode_bytes(s if isinstance(s, bytes) else s.encode("utf-8"))
 
 
+def encode_props(props: list[tuple[int, object]] | None) -> bytes:
+    """MQTT 5 properties (section 2.2.2): a length, then identifier and value for each."""
+    out = bytearray()
+    for pid, value in props or []:
+        kind = PROPERTY_TYPES[pid]
+        out.append(pid)
+        if kind == _BYTE:
+            out.append(value)
+        elif kind == _U16:
+            out += struct.pack("!H", value)
+        elif kind == _U32:
+            out += struct.pack("!I", value)
+        elif kind == _VARINT:
+            out += encode_varint(value)
+        elif kind == _STR:
+            out += encode_str(value)
+        elif kind == _BIN:
+            out += encode_bytes(value)
+        else:
+            out += encode_str(value[0]) + encode_str(value[1])
+    return encode_varint(len(out)) + bytes(out)
+
+
+def decode_props(data: bytes, pos: int = 0) -> tuple[dict[int, list], int]:
+    """Properties at `pos`: ({identifier: [values]}, position after them)."""
+    length, mult = 0, 1
+    while True:
+        byte = data[pos]
+        pos += 1
+        length += (byte & 0x7F) * mult
+        mult *= 128
+        if not byte & 0x80:
+            break
+    end = pos + length
+    props: dict[int, list] = {}
+    while pos < end:
+        pid = data[pos]
+        pos += 1
+        kind = PROPERTY_TYPES[pid]
+        if kind == _BYTE:
+            value, pos = data[pos], pos + 1
+        elif kind == _U16:
+            value, pos = struct.unpack_from("!H", data, pos)[0], pos + 2
+        elif kind == _U32:
+            value, pos = struct.unpack_from("!I", data, pos)[0], pos + 4
+        elif kind == _VARINT:
+            value, mult = 0, 1
+            while True:
+                byte = data[pos]
+                pos += 1
+                value += (byte & 0x7F) * mult
+                mult *= 128
+                if not byte & 0x80:
+                    break
+        elif kind in (_STR, _BIN):
+            (n,) = struct.unpack_from("!H", data, pos)
+            raw = data[pos + 2:pos + 2 + n]
+            value, pos = (raw.decode("utf-8") if kind == _STR else raw), pos + 2 + n
+        else:
+            (n,) = struct.unpack_from("!H", data, pos)
+            key = data[pos + 2:pos + 2 + n].decode("utf-8")
+            pos += 2 + n
+            (n,) = struct.unpack_from("!H", data, pos)
+            value = (key, data[pos + 2:pos + 2 + n].decode("utf-8"))
+            pos += 2 + n
+        props.setdefault(pid, []).append(value)
+    return props, end
+
+
 def packet(ptype: int, flags: int, body: bytes = b"", remaining: bytes | None = None) -> bytes:
     """A whole control packet. `remaining` overrides the Remaining Length bytes."""
     header = bytes([(ptype << 4) | (flags & 0x0F)])
@@ -80,17 +172,20 @@ def connect(client_id: str | bytes = "", clean: bool = True, keepalive: int = 60
             will_qos: int = 0, will_retain: bool = False,
             username: str | None = None, password: bytes | str | None = None,
             level: int = 4, name: str | bytes | None = None,
-            flags_override: int | None = None) -> bytes:
-    """CONNECT (section 3.1). level 4 = MQTT 3.1.1, level 3 = MQTT 3.1."""
+            flags_override: int | None = None, props: list | None = None,
+            will_props: list | None = None) -> bytes:
+    """CONNECT (section 3.1). level 4 = MQTT 3.1.1, level 3 = MQTT 3.1, level 5 = MQTT 5
+    (with `props` and `will_props`)."""
     if name is None:
         name = "MQIsdp" if level == 3 else "MQTT"
     flags = 0
     if clean:
         flags |= 0x02
+    v5 = level == 5
     payload = encode_str(client_id)
     if will_topic is not None:
         flags |= 0x04 | (will_qos << 3) | (0x20 if will_retain else 0)
-        payload += encode_str(will_topic) + encode_bytes(will_payload)
+        payload += (encode_props(will_props) if v5 else b"") + encode_str(will_topic) + encode_bytes(will_payload)
     if username is not None:
         flags |= 0x80
         payload += encode_str(username)
@@ -100,18 +195,23 @@ def connect(client_id: str | bytes = "", clean: bool = True, keepalive: int = 60
     if flags_override is not None:
         flags = flags_override
     variable = encode_str(name) + bytes([level, flags]) + struct.pack("!H", keepalive)
+    if v5:
+        variable += encode_props(props)
     return packet(CONNECT, 0, variable + payload)
 
 
 def publish(topic: str | bytes, payload: bytes | str = b"", qos: int = 0, retain: bool = False,
-            dup: bool = False, pid: int | None = None) -> bytes:
-    """PUBLISH (section 3.3). A packet identifier is present only for QoS 1 and 2."""
+            dup: bool = False, pid: int | None = None, props: list | None = None) -> bytes:
+    """PUBLISH (section 3.3). A packet identifier is present only for QoS 1 and 2.
+    With `props` (even []) it is an MQTT 5 PUBLISH."""
     if isinstance(payload, str):
         payload = payload.encode()
     flags = (0x08 if dup else 0) | ((qos & 3) << 1) | (0x01 if retain else 0)
     body = encode_str(topic)
     if qos > 0:
         body += struct.pack("!H", 1 if pid is None else pid)
+    if props is not None:
+        body += encode_props(props)
     return packet(PUBLISH, flags, body + payload)
 
 
@@ -150,6 +250,29 @@ def unsubscribe(pid: int, filters: list[str | bytes], flags: int = 0x02) -> byte
     for topic_filter in filters:
         body += encode_str(topic_filter)
     return packet(UNSUBSCRIBE, flags, body)
+
+
+def subscribe5(pid: int, filters: list[tuple[str, int]], props: list | None = None) -> bytes:
+    """MQTT 5 SUBSCRIBE: each filter with its options byte (QoS, No Local 0x04,
+    Retain As Published 0x08, Retain Handling << 4)."""
+    body = struct.pack("!H", pid) + encode_props(props)
+    for topic_filter, options in filters:
+        body += encode_str(topic_filter) + bytes([options])
+    return packet(SUBSCRIBE, 0x02, body)
+
+
+def ack5(ptype: int, pid: int, reason: int = 0) -> bytes:
+    """An MQTT 5 PUBACK/PUBREC/PUBREL/PUBCOMP with a reason code."""
+    return packet(ptype, 0x02 if ptype == PUBREL else 0, struct.pack("!HB", pid, reason))
+
+
+def disconnect5(reason: int = 0, props: list | None = None) -> bytes:
+    return packet(DISCONNECT, 0, bytes([reason]) + encode_props(props))
+
+
+def auth(reason: int = 0x18, props: list | None = None) -> bytes:
+    """AUTH (section 3.15)."""
+    return packet(AUTH, 0, bytes([reason]) + encode_props(props))
 
 
 def pingreq(flags: int = 0) -> bytes:
@@ -226,9 +349,49 @@ class Packet:
         assert self.type == SUBACK
         return list(self.body[2:])
 
+    # MQTT 5: what follows the fixed part of each packet
+    def _v5_start(self) -> int:
+        """Where the reason code (or, for PUBLISH and SUBACK, the properties) begin."""
+        if self.type == PUBLISH:
+            (n,) = struct.unpack_from("!H", self.body, 0)
+            return 2 + n + (2 if self.qos else 0)
+        if self.type == CONNACK:
+            return 1
+        if self.type in (DISCONNECT, AUTH):
+            return 0
+        return 2
+
+    @property
+    def reason(self) -> int:
+        """The MQTT 5 reason code (0 when the packet leaves it out)."""
+        pos = self._v5_start()
+        return self.body[pos] if len(self.body) > pos else 0
+
+    @property
+    def props(self) -> dict[int, list]:
+        """The MQTT 5 properties: {identifier: [values]}."""
+        pos = self._v5_start()
+        if self.type not in (PUBLISH, SUBACK, UNSUBACK):
+            pos += 1  # the reason code
+        if len(self.body) <= pos:
+            return {}
+        return decode_props(self.body, pos)[0]
+
+    @property
+    def payload5(self) -> bytes:
+        assert self.type == PUBLISH
+        return self.body[decode_props(self.body, self._v5_start())[1]:]
+
+    @property
+    def reasons5(self) -> list[int]:
+        """The reason codes of an MQTT 5 SUBACK or UNSUBACK."""
+        return list(self.body[decode_props(self.body, 2)[1]:])
+
     def __repr__(self) -> str:
         extra = ""
-        if self.type == PUBLISH:
+        if self.type == DISCONNECT and self.body:
+            extra = f" reason={self.body[0]:#04x}"
+        elif self.type == PUBLISH:
             extra = (f" topic={self.topic!r} qos={self.qos} dup={int(self.dup)} "
                      f"retain={int(self.retain)} pid={self.pid} payload={self.payload[:40]!r}")
         elif self.type == CONNACK:

@@ -66,3 +66,11 @@ TEST_CASE("utf8: truncated sequences are ill-formed") {
     CHECK_FALSE(valid_mqtt_utf8(bytes({0xF0, 0x9F, 0x98})));
     CHECK_FALSE(valid_mqtt_utf8("abcdefgh" + bytes({0xF0, 0x9F})));
 }
+
+TEST_CASE("utf8: a payload may hold U+0000 but nothing ill-formed (Payload Format Indicator 1)") {
+    CHECK(valid_utf8(std::string("abcdefgh\0ijklmnop", 17)));
+    CHECK(valid_utf8("caf" + bytes({0xC3, 0xA9})));
+    CHECK_FALSE(valid_utf8(bytes({0xC0, 0x80})));        // overlong U+0000 stays ill-formed
+    CHECK_FALSE(valid_utf8(bytes({0xED, 0xA0, 0x80})));  // a surrogate
+    CHECK_FALSE(valid_utf8("abc" + bytes({0xFF})));
+}

@@ -8,10 +8,16 @@
 //   {"cmd":"subscribe","topic":"a/#","qos":1}
 //   {"cmd":"unsubscribe","topic":"a/#"}
 //   {"cmd":"publish","topic":"a/b","payload":"hello","qos":1,"retain":false}
+//
+// MQTT 5 (options.protocolVersion 5): connect options may carry "properties";
+// subscribe may add "nl", "rap", "rh" and "properties"; publish may add "properties"
+// (correlationData as a string). Connect and message events then carry the packet's
+// properties (Buffers as strings), and a DISCONNECT from the broker is a "disconnect"
+// event with its reasonCode.
 //   {"cmd":"end"}          clean DISCONNECT, then exit
 //   {"cmd":"destroy"}      drop the TCP connection without DISCONNECT, then exit
 //
-// Events: connect, suback, unsuback, published, message, error, close, exit.
+// Events: connect, suback, unsuback, published, message, disconnect, error, close, exit.
 // The client never reconnects by itself. End of input behaves like "destroy".
 
 const mqtt = require('mqtt')
@@ -32,6 +38,21 @@ function finish (code) {
   process.stdout.write('', () => process.exit(code))
 }
 
+// Properties as JSON: Buffers (correlation data) become strings.
+function plain (props) {
+  if (!props) return {}
+  const out = {}
+  for (const [k, v] of Object.entries(props)) out[k] = Buffer.isBuffer(v) ? v.toString('utf8') : v
+  return out
+}
+
+function withBuffers (props) {
+  if (!props) return undefined
+  const out = Object.assign({}, props)
+  if (typeof out.correlationData === 'string') out.correlationData = Buffer.from(out.correlationData)
+  return out
+}
+
 function connect (cmd) {
   const options = Object.assign({
     reconnectPeriod: 0,
@@ -40,11 +61,17 @@ function connect (cmd) {
   }, cmd.options || {})
   client = mqtt.connect(cmd.url, options)
   client.on('connect', (connack) => {
-    emit({
+    const ev = {
       event: 'connect',
       sessionPresent: !!connack.sessionPresent,
       returnCode: connack.returnCode === undefined ? 0 : connack.returnCode
-    })
+    }
+    if (connack.reasonCode !== undefined) ev.reasonCode = connack.reasonCode
+    if (connack.properties) ev.properties = plain(connack.properties)
+    emit(ev)
+  })
+  client.on('disconnect', (packet) => {
+    emit({ event: 'disconnect', reasonCode: packet.reasonCode, properties: plain(packet.properties) })
   })
   client.on('message', (topic, payload, packet) => {
     emit({
@@ -54,7 +81,8 @@ function connect (cmd) {
       qos: packet.qos,
       retain: !!packet.retain,
       dup: !!packet.dup,
-      messageId: packet.messageId === undefined ? null : packet.messageId
+      messageId: packet.messageId === undefined ? null : packet.messageId,
+      properties: packet.properties ? plain(packet.properties) : null
     })
   })
   client.on('error', (err) => {
@@ -76,12 +104,15 @@ function handle (line) {
     case 'connect':
       connect(cmd)
       break
-    case 'subscribe':
-      client.subscribe(cmd.topic, { qos: cmd.qos || 0 }, (err, granted) => {
+    case 'subscribe': {
+      const opts = { qos: cmd.qos || 0 }
+      for (const k of ['nl', 'rap', 'rh', 'properties']) if (cmd[k] !== undefined) opts[k] = cmd[k]
+      client.subscribe(cmd.topic, opts, (err, granted) => {
         if (err) emit({ event: 'error', code: 'subscribe', message: String(err.message) })
         else emit({ event: 'suback', topic: cmd.topic, granted: granted.map((g) => g.qos) })
       })
       break
+    }
     case 'unsubscribe':
       client.unsubscribe(cmd.topic, (err) => {
         if (err) emit({ event: 'error', code: 'unsubscribe', message: String(err.message) })
@@ -91,8 +122,9 @@ function handle (line) {
     case 'publish': {
       const payload = cmd.payload === undefined ? '' : cmd.payload
       const opts = { qos: cmd.qos || 0, retain: !!cmd.retain }
+      if (cmd.properties) opts.properties = withBuffers(cmd.properties)
       client.publish(cmd.topic, payload, opts, (err) => {
-        if (err) emit({ event: 'error', code: 'publish', message: String(err.message) })
+        if (err) emit({ event: 'error', code: 'publish', reasonCode: err.code === undefined ? null : err.code, message: String(err.message) })
         else emit({ event: 'published', topic: cmd.topic, payload })
       })
       break
