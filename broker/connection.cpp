@@ -1,10 +1,6 @@
 #include "broker/connection.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include "broker/broker.hpp"
 #include "broker/log.hpp"
@@ -15,12 +11,12 @@
 namespace mqttd {
 
 namespace asio = boost::asio;
-using asio::awaitable;
 using mqtt::reason_code;
-constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
+constexpr std::uint32_t min_read_size = 256;
+constexpr std::uint32_t max_read_size = 64 * 1024;
 // The largest batch of deliveries moved into one write.
 constexpr std::size_t write_batch_bytes = 256 * 1024;
 // How long a closing connection may take to flush before its socket is closed anyway.
@@ -43,19 +39,17 @@ connection::connection(broker& b, std::unique_ptr<transport> t)
       transport_(std::move(t)),
       executor_(transport_->executor()),
       decoder_(b.options().max_packet_size),
-      write_signal_(executor_),
-      resume_signal_(executor_),
-      keepalive_timer_(executor_) {}
+      keepalive_timer_(executor_),
+      read_size_(min_read_size) {}
 
 connection::~connection() = default;
 
 void connection::start() {
     last_rx_ = clock::now();
     keepalive_limit_ = broker_.options().connect_timeout;
-    auto self = shared_from_this();
-    asio::co_spawn(executor_, [self] { return self->read_loop(); }, asio::detached);
-    asio::co_spawn(executor_, [self] { return self->write_loop(); }, asio::detached);
-    asio::co_spawn(executor_, [self] { return self->keepalive_loop(); }, asio::detached);
+    arm_keepalive();
+    read_active_ = true;
+    arm_read();
 }
 
 void connection::wake() {
@@ -82,26 +76,47 @@ void connection::shutdown() {
     });
 }
 
-// ---------------------------------------------------------------- loops
+// ---------------------------------------------------------------- reading
 
-awaitable<void> connection::read_loop() {
-    const std::size_t max_pending_acks = std::max<std::size_t>(broker_.options().max_inflight, 16);
-    constexpr std::size_t min_read_size = 256;
-    constexpr std::size_t max_read_size = 64 * 1024;
-    std::size_t read_size = min_read_size;
-    while (!closing_ && !closed_) {
+std::size_t connection::max_pending_acks() const noexcept {
+    return std::max<std::size_t>(broker_.options().max_inflight, 16);
+}
+
+void connection::arm_read() {
+    transport_->async_wait_readable(shared_from_this());
+}
+
+void connection::on_readable(const boost::system::error_code& ec) {
+    if (ec || closing_ || closed_) return reading_stopped();
+    read_available();
+}
+
+void connection::read_available() {
+    // A turn reads at most this much, then yields, so that one busy client cannot keep
+    // the others of its thread waiting.
+    std::size_t budget = 4 * max_read_size;
+    for (;;) {
+        if (closing_ || closed_) return reading_stopped();
         // Back-pressure: while the hooks hold many of this publisher's acks, stop
         // reading, so the client (and TCP) waits instead of the broker buffering.
-        while (pending_acks_.size() >= max_pending_acks && !closing_ && !closed_) co_await resume_signal_.wait();
-        if (closing_ || closed_) break;
-        auto space = decoder_.prepare(read_size);
-        auto [ec, n] = co_await transport_->read_some(asio::buffer(space.data(), space.size()));
-        decoder_.commit(ec ? 0 : n);
-        if (ec) break;
-        // Reads that fill the buffer ask for a bigger one; small reads let it shrink back,
-        // so idle connections hold little memory and busy ones read in large chunks.
-        if (n == read_size && read_size < max_read_size) read_size *= 2;
-        else if (n < read_size / 4 && read_size > min_read_size) read_size /= 2;
+        if (pending_acks_.size() >= max_pending_acks()) {
+            read_active_ = false;
+            decoder_.trim(0);
+            return;
+        }
+        auto space = decoder_.prepare(read_size_);
+        boost::system::error_code ec;
+        const auto n = transport_->read_now(asio::buffer(space.data(), space.size()), ec);
+        decoder_.commit(n);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            // Drained: an idle connection keeps no read buffer.
+            decoder_.trim(0);
+            return arm_read();
+        }
+        if (ec) return reading_stopped();
+        // Reads that fill the buffer ask for a bigger one; small reads let it shrink back.
+        if (n == read_size_ && read_size_ < max_read_size) read_size_ *= 2;
+        else if (n < read_size_ / 4 && read_size_ > min_read_size) read_size_ /= 2;
         stats::bump(broker_.counters().bytes_received, n);
         last_rx_ = clock::now();
         while (!closing_ && !closed_) {
@@ -114,60 +129,92 @@ awaitable<void> connection::read_loop() {
             if (!p) break;
             on_packet(*p);
         }
-        decoder_.trim(2 * read_size);
+        if (n >= budget) {
+            asio::post(executor_, [self = shared_from_this()] { self->read_available(); });
+            return;
+        }
+        budget -= n;
     }
+}
+
+void connection::reading_stopped() {
+    read_active_ = false;
+    decoder_.trim(0);
     if (!closing_) close(std::nullopt);  // the network went away: the will is due
     finish();
 }
 
-awaitable<void> connection::write_loop() {
-    std::string writing;
-    for (;;) {
-        if (out_.empty()) {
-            if (closing_ || closed_) break;
-            co_await write_signal_.wait();
-            continue;
-        }
-        writing.clear();
-        std::swap(writing, out_);
-        auto [ec, n] = co_await transport_->write(asio::buffer(writing));
-        if (ec) break;
-        stats::bump(broker_.counters().bytes_sent, n);
-        pull_from_session();
-    }
-    write_loop_done_ = true;
-    closed_ = true;
-    transport_->close();
-    resume_signal_.notify();
-    keepalive_timer_.cancel();
+// ---------------------------------------------------------------- writing
+
+void connection::schedule_write() {
+    if (write_active_ || write_posted_ || writes_done_) return;
+    write_posted_ = true;
+    asio::post(executor_, [self = shared_from_this()] {
+        self->write_posted_ = false;
+        self->start_write();
+    });
 }
 
-awaitable<void> connection::keepalive_loop() {
-    for (;;) {
-        if (closed_) co_return;
-        if (closing_) {
-            // Give the writer a bounded time to flush, then close regardless.
-            keepalive_timer_.expires_after(close_grace);
-            co_await keepalive_timer_.async_wait(nothrow_awaitable);
-            if (!write_loop_done_) transport_->close();
-            co_return;
-        }
-        if (keepalive_limit_ == clock::duration::zero()) {
-            keepalive_timer_.expires_at(clock::time_point::max());
-        } else {
-            auto deadline = last_rx_ + keepalive_limit_;
-            if (clock::now() >= deadline) {
-                log::info("client {} keep-alive timeout", client_.clientid.empty() ? "(connecting)" : client_.clientid);
-                if (connected_)
-                    close(reason_code::keep_alive_timeout);
-                else
-                    close(std::nullopt);
-                continue;
-            }
-            keepalive_timer_.expires_at(deadline);
-        }
-        co_await keepalive_timer_.async_wait(nothrow_awaitable);
+void connection::start_write() {
+    if (write_active_ || writes_done_) return;
+    if (out_.empty()) {
+        if (closing_ || closed_) writes_ended();
+        return;
     }
+    writing_.clear();
+    std::swap(writing_, out_);
+    write_active_ = true;
+    transport_->async_write(asio::buffer(writing_), shared_from_this());
+}
+
+void connection::on_written(const boost::system::error_code& ec, std::size_t n) {
+    if (ec) {
+        write_active_ = false;
+        return writes_ended();
+    }
+    stats::bump(broker_.counters().bytes_sent, n);
+    pull_from_session();  // while write_active_: gathers into out_ without posting
+    write_active_ = false;
+    // A connection gone quiet keeps no large buffer.
+    if (out_.empty() && writing_.capacity() > 4096) std::string().swap(writing_);
+    start_write();
+}
+
+void connection::writes_ended() {
+    writes_done_ = true;
+    closed_ = true;
+    transport_->close();
+    keepalive_timer_.cancel();
+    if (!read_active_) reading_stopped();  // reading was paused: nothing else will finish
+}
+
+// ---------------------------------------------------------------- keep-alive
+
+void connection::arm_keepalive() {
+    if (closed_) return;
+    if (closing_) {
+        // Give the writer a bounded time to flush, then close regardless.
+        keepalive_timer_.expires_after(close_grace);
+    } else if (keepalive_limit_ == clock::duration::zero()) {
+        keepalive_timer_.cancel();
+        return;
+    } else {
+        keepalive_timer_.expires_at(last_rx_ + keepalive_limit_);
+    }
+    keepalive_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+        if (!ec) self->on_keepalive_timer();
+    });
+}
+
+void connection::on_keepalive_timer() {
+    if (closed_) return;
+    if (closing_) {
+        if (!writes_done_) transport_->close();
+        return;
+    }
+    if (clock::now() < last_rx_ + keepalive_limit_) return arm_keepalive();
+    log::info("client {} keep-alive timeout", client_.clientid.empty() ? "(connecting)" : client_.clientid);
+    close(connected_ ? std::optional(reason_code::keep_alive_timeout) : std::nullopt);
 }
 
 // ---------------------------------------------------------------- dispatch
@@ -306,7 +353,7 @@ void connection::on_connect(mqtt::connect& c) {
     generation_ = opened.generation;
     if (auto previous = opened.previous_owner.lock()) previous->taken_over();
     connected_ = true;
-    keepalive_timer_.cancel();  // re-armed for the client's keep-alive instead of the connect timeout
+    arm_keepalive();  // the client's keep-alive instead of the connect timeout
     stats::bump(broker_.counters().clients_total);
     broker_.counters().clients_connected.fetch_add(1, std::memory_order_relaxed);
 
@@ -435,7 +482,10 @@ void connection::flush_acks() {
         pending_acks_.pop_front();
         sent = true;
     }
-    if (sent) resume_signal_.notify();
+    if (sent && !read_active_ && !closing_ && !closed_ && !finished_ && pending_acks_.size() < max_pending_acks()) {
+        read_active_ = true;
+        asio::post(executor_, [self = shared_from_this()] { self->read_available(); });
+    }
 }
 
 // ---------------------------------------------------------------- acks from the client
@@ -526,7 +576,7 @@ void connection::on_disconnect(const mqtt::disconnect& d) {
 void connection::send(const mqtt::packet& p) {
     if (closed_) return;
     mqtt::encode(p, version_, out_);
-    write_signal_.notify();
+    schedule_write();
 }
 
 void connection::pull_from_session() {
@@ -567,7 +617,7 @@ void connection::append_publish(const session::publish_out& po) {
     mqtt::encode(p, version_, out_);
     stats::bump(broker_.counters().messages_sent);
     stats::bump(broker_.counters().publish_sent);
-    write_signal_.notify();
+    schedule_write();
     if (broker_.hooks().has(hookpoint::message_delivered)) broker_.hooks().message_delivered({client_, po.out.msg});
 }
 
@@ -581,9 +631,9 @@ void connection::close(std::optional<reason_code> reason) {
         send(d);
     }
     closing_ = true;
-    write_signal_.notify();
-    resume_signal_.notify();
-    keepalive_timer_.cancel();
+    schedule_write();
+    arm_keepalive();  // now the flush deadline
+    if (!read_active_ && !finished_) reading_stopped();  // reading was paused
 }
 
 void connection::publish_will() {

@@ -3,18 +3,20 @@
 // to each packet, and writes through one queue that gathers everything pending into a
 // single write. Everything here runs on the connection's own io_context thread; other
 // threads reach it only through wake(), taken_over() and shutdown(), which post.
-#include <boost/asio/awaitable.hpp>
+//
+// Reading, writing and the keep-alive are completion handlers rather than coroutines:
+// an idle connection then holds no coroutine frames and no buffers, only a pending
+// readiness wait and a timer.
 #include <boost/asio/steady_timer.hpp>
 #include <atomic>
 #include <chrono>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-#include "broker/async_signal.hpp"
+#include "broker/fifo.hpp"
 #include "broker/hooks.hpp"
 #include "broker/session.hpp"
 #include "broker/transport.hpp"
@@ -25,7 +27,9 @@ namespace mqttd {
 
 class broker;
 
-class connection final : public session_owner, public std::enable_shared_from_this<connection> {
+class connection final : public session_owner,
+                         public transport_events,
+                         public std::enable_shared_from_this<connection> {
 public:
     connection(broker& b, std::unique_ptr<transport> t);
     ~connection() override;
@@ -43,9 +47,19 @@ public:
 private:
     using clock = std::chrono::steady_clock;
 
-    boost::asio::awaitable<void> read_loop();
-    boost::asio::awaitable<void> write_loop();
-    boost::asio::awaitable<void> keepalive_loop();
+    // transport_events
+    void on_readable(const boost::system::error_code& ec) override;
+    void on_written(const boost::system::error_code& ec, std::size_t n) override;
+
+    std::size_t max_pending_acks() const noexcept;
+    void arm_read();
+    void read_available();
+    void reading_stopped();  // the network or the protocol ended the input: close, finish
+    void schedule_write();   // a write of out_ soon (after the current handler)
+    void start_write();
+    void writes_ended();
+    void arm_keepalive();
+    void on_keepalive_timer();
 
     void on_packet(mqtt::packet& p);
     void on_connect(mqtt::connect& c);
@@ -82,16 +96,21 @@ private:
     std::unique_ptr<transport> transport_;
     boost::asio::any_io_executor executor_;
     mqtt::decoder decoder_;
-    async_signal write_signal_;
-    async_signal resume_signal_;  // reading resumes when acks are released
     boost::asio::steady_timer keepalive_timer_;
 
     std::string out_;       // pending bytes, swapped into the write
+    std::string writing_;   // the bytes of the write in progress
+    std::uint32_t read_size_;
     bool closing_ = false;  // flush what is pending, then close
     bool closed_ = false;
     bool finished_ = false;
     bool connected_ = false;  // CONNECT accepted
-    bool write_loop_done_ = false;
+    // Reading is active (a wait pending, a turn posted or running) unless paused while
+    // the hooks hold too many of this publisher's acks, or ended.
+    bool read_active_ = false;
+    bool write_active_ = false;  // a write in progress
+    bool write_posted_ = false;
+    bool writes_done_ = false;
     std::atomic<bool> wake_posted_{false};
 
     mqtt::protocol_version version_ = mqtt::protocol_version::v311;
@@ -112,7 +131,7 @@ private:
         mqtt::packet_type type;
         std::shared_ptr<bool> released;
     };
-    std::deque<pending_ack> pending_acks_;
+    fifo<pending_ack> pending_acks_;
 };
 
 }  // namespace mqttd
