@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include "broker/broker.hpp"
+#include "broker/connection_set.hpp"
 #include "broker/log.hpp"
 #include "protocol/encoder.hpp"
 #include "protocol/topic.hpp"
@@ -39,17 +40,20 @@ connection::connection(broker& b, std::unique_ptr<transport> t)
       transport_(std::move(t)),
       executor_(transport_->executor()),
       decoder_(b.options().max_packet_size),
-      keepalive_timer_(executor_),
       read_size_(min_read_size) {}
 
 connection::~connection() = default;
 
-void connection::start() {
-    last_rx_ = clock::now();
-    keepalive_limit_ = broker_.options().connect_timeout;
-    arm_keepalive();
-    read_active_ = true;
-    arm_read();
+void connection::start(connection_set& set) {
+    asio::post(executor_, [self = shared_from_this(), &set] {
+        self->set_ = &set;
+        set.add(self);
+        self->last_rx_ = clock::now();
+        self->keepalive_limit_ = self->broker_.options().connect_timeout;
+        self->read_active_ = true;
+        self->arm_read();
+        if (self->broker_.stopping()) self->shutdown_now();
+    });
 }
 
 void connection::wake() {
@@ -69,11 +73,13 @@ void connection::taken_over() {
 }
 
 void connection::shutdown() {
-    asio::post(executor_, [self = shared_from_this()] {
-        if (self->closing_ || self->closed_) return;
-        self->will_.reset();
-        self->close(reason_code::server_shutting_down);
-    });
+    asio::post(executor_, [self = shared_from_this()] { self->shutdown_now(); });
+}
+
+void connection::shutdown_now() {
+    if (closing_ || closed_) return;
+    will_.reset();
+    close(reason_code::server_shutting_down);
 }
 
 // ---------------------------------------------------------------- reading
@@ -184,35 +190,25 @@ void connection::writes_ended() {
     writes_done_ = true;
     closed_ = true;
     transport_->close();
-    keepalive_timer_.cancel();
     if (!read_active_) reading_stopped();  // reading was paused: nothing else will finish
 }
 
-// ---------------------------------------------------------------- keep-alive
+// ---------------------------------------------------------------- deadlines
 
-void connection::arm_keepalive() {
-    if (closed_) return;
-    if (closing_) {
-        // Give the writer a bounded time to flush, then close regardless.
-        keepalive_timer_.expires_after(close_grace);
-    } else if (keepalive_limit_ == clock::duration::zero()) {
-        keepalive_timer_.cancel();
-        return;
-    } else {
-        keepalive_timer_.expires_at(last_rx_ + keepalive_limit_);
-    }
-    keepalive_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-        if (!ec) self->on_keepalive_timer();
-    });
+connection::clock::time_point connection::deadline() const noexcept {
+    if (closed_) return clock::time_point::max();
+    if (closing_) return closing_at_ + close_grace;
+    if (keepalive_limit_ == clock::duration::zero()) return clock::time_point::max();
+    return last_rx_ + keepalive_limit_;
 }
 
-void connection::on_keepalive_timer() {
-    if (closed_) return;
+void connection::on_deadline(clock::time_point now) {
+    if (closed_ || now < deadline()) return;
     if (closing_) {
-        if (!writes_done_) transport_->close();
+        // The writer had its time to flush: close regardless.
+        transport_->close();
         return;
     }
-    if (clock::now() < last_rx_ + keepalive_limit_) return arm_keepalive();
     log::info("client {} keep-alive timeout", client_.clientid.empty() ? "(connecting)" : client_.clientid);
     close(connected_ ? std::optional(reason_code::keep_alive_timeout) : std::nullopt);
 }
@@ -353,7 +349,6 @@ void connection::on_connect(mqtt::connect& c) {
     generation_ = opened.generation;
     if (auto previous = opened.previous_owner.lock()) previous->taken_over();
     connected_ = true;
-    arm_keepalive();  // the client's keep-alive instead of the connect timeout
     stats::bump(broker_.counters().clients_total);
     broker_.counters().clients_connected.fetch_add(1, std::memory_order_relaxed);
 
@@ -631,8 +626,8 @@ void connection::close(std::optional<reason_code> reason) {
         send(d);
     }
     closing_ = true;
+    closing_at_ = clock::now();
     schedule_write();
-    arm_keepalive();  // now the flush deadline
     if (!read_active_ && !finished_) reading_stopped();  // reading was paused
 }
 
@@ -660,13 +655,14 @@ void connection::publish_will() {
 void connection::finish() {
     if (finished_) return;
     finished_ = true;
-    broker_.remove_connection(this);
-    if (!connected_) return;
-    publish_will();
-    broker_.counters().clients_connected.fetch_sub(1, std::memory_order_relaxed);
-    broker_.sessions().release(session_, generation_);
-    broker_.hooks().client_disconnected(client_);
-    log::debug("client {} disconnected", client_.clientid);
+    if (connected_) {
+        publish_will();
+        broker_.counters().clients_connected.fetch_sub(1, std::memory_order_relaxed);
+        broker_.sessions().release(session_, generation_);
+        broker_.hooks().client_disconnected(client_);
+        log::debug("client {} disconnected", client_.clientid);
+    }
+    if (set_) set_->remove(*this);  // last: may destroy this connection
 }
 
 }  // namespace mqttd

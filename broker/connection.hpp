@@ -4,10 +4,9 @@
 // single write. Everything here runs on the connection's own io_context thread; other
 // threads reach it only through wake(), taken_over() and shutdown(), which post.
 //
-// Reading, writing and the keep-alive are completion handlers rather than coroutines:
-// an idle connection then holds no coroutine frames and no buffers, only a pending
-// readiness wait and a timer.
-#include <boost/asio/steady_timer.hpp>
+// Reading and writing are completion handlers rather than coroutines, and deadlines
+// are enforced by the thread's connection_set: an idle connection holds no coroutine
+// frame, no buffer and no timer, only a pending readiness wait.
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -26,6 +25,7 @@
 namespace mqttd {
 
 class broker;
+class connection_set;
 
 class connection final : public session_owner,
                          public transport_events,
@@ -34,13 +34,21 @@ public:
     connection(broker& b, std::unique_ptr<transport> t);
     ~connection() override;
 
-    void start();
+    // Joins `set` (the connections of its I/O thread) and starts reading.
+    void start(connection_set& set);
 
     // session_owner (thread-safe)
     void wake() override;
     void taken_over() override;
-    // Server shutting down: DISCONNECT 0x8B for 5.0 clients, then close (thread-safe).
+    // Server shutting down: DISCONNECT 0x8B for 5.0 clients, then close (thread-safe;
+    // shutdown_now() on the connection's thread).
     void shutdown();
+    void shutdown_now();
+
+    // When on_deadline() is due: keep-alive or connect timeout, or the end of the grace
+    // a closing connection has to flush.
+    std::chrono::steady_clock::time_point deadline() const noexcept;
+    void on_deadline(std::chrono::steady_clock::time_point now);
 
     const client_info& client() const noexcept { return client_; }
 
@@ -58,8 +66,6 @@ private:
     void schedule_write();   // a write of out_ soon (after the current handler)
     void start_write();
     void writes_ended();
-    void arm_keepalive();
-    void on_keepalive_timer();
 
     void on_packet(mqtt::packet& p);
     void on_connect(mqtt::connect& c);
@@ -96,7 +102,9 @@ private:
     std::unique_ptr<transport> transport_;
     boost::asio::any_io_executor executor_;
     mqtt::decoder decoder_;
-    boost::asio::steady_timer keepalive_timer_;
+    connection_set* set_ = nullptr;
+    std::size_t set_index_ = 0;  // kept by set_
+    friend class connection_set;
 
     std::string out_;       // pending bytes, swapped into the write
     std::string writing_;   // the bytes of the write in progress
@@ -117,6 +125,7 @@ private:
     client_info client_;
     std::optional<mqtt::will_message> will_;
     clock::time_point last_rx_;
+    clock::time_point closing_at_;
     clock::duration keepalive_limit_{};  // zero: no keep-alive
 
     session_ptr session_;
