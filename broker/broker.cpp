@@ -38,7 +38,10 @@ broker::broker(broker_options opts)
                       .count();
     msgid_prefix_ = fmt::format("{:013X}{:04X}", micros, static_cast<unsigned>(::getpid()) & 0xFFFFu);
     const unsigned n = std::max(1u, opts_.threads);
-    for (unsigned i = 0; i < n; ++i) contexts_.push_back(std::make_unique<asio::io_context>(1));
+    for (unsigned i = 0; i < n; ++i) {
+        contexts_.push_back(std::make_unique<asio::io_context>(1));
+        sets_.push_back(std::make_unique<connection_set>(*contexts_.back()));
+    }
 }
 
 broker::~broker() {
@@ -50,8 +53,8 @@ std::string broker::next_msgid() {
     return fmt::format("{}{:011X}", msgid_prefix_, msg_counter_.fetch_add(1, std::memory_order_relaxed));
 }
 
-asio::io_context& broker::next_context() {
-    return *contexts_[next_context_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()];
+connection_set& broker::next_set() {
+    return *sets_[next_set_.fetch_add(1, std::memory_order_relaxed) % sets_.size()];
 }
 
 void broker::start() {
@@ -73,12 +76,10 @@ void broker::start() {
             auto now = std::chrono::steady_clock::now();
             if (stopping_) {
                 if (stop_deadline == std::chrono::steady_clock::time_point{}) stop_deadline = now + shutdown_grace;
-                std::size_t open;
-                {
-                    std::lock_guard lock(connections_mutex_);
-                    open = connections_.size();
-                }
+                std::size_t open = 0;
+                for (auto& s : sets_) open += s->size();
                 if (open == 0 || now >= stop_deadline) {
+                    for (auto& s : sets_) s->stop();
                     for (auto& c : contexts_) c->stop();
                     co_return;
                 }
@@ -91,6 +92,7 @@ void broker::start() {
             }
         }
     }, asio::detached);
+    for (auto& s : sets_) s->start();
     for (auto& c : contexts_) {
         threads_.emplace_back([ctx = c.get()] {
             auto guard = asio::make_work_guard(*ctx);
@@ -103,13 +105,7 @@ void broker::start() {
 void broker::stop() {
     if (stopping_.exchange(true)) return;
     for (auto& l : listeners_) l->stop();
-    std::vector<std::shared_ptr<connection>> open;
-    {
-        std::lock_guard lock(connections_mutex_);
-        for (auto& [_, w] : connections_)
-            if (auto c = w.lock()) open.push_back(std::move(c));
-    }
-    for (auto& c : open) c->shutdown();
+    for (auto& s : sets_) s->shutdown_all();
 }
 
 void broker::wait() {
@@ -122,19 +118,6 @@ std::vector<std::uint16_t> broker::ports() const {
     std::vector<std::uint16_t> out;
     for (const auto& l : listeners_) out.push_back(l->port());
     return out;
-}
-
-void broker::add_connection(const std::shared_ptr<connection>& c) {
-    {
-        std::lock_guard lock(connections_mutex_);
-        connections_[c.get()] = c;
-    }
-    if (stopping_) c->shutdown();
-}
-
-void broker::remove_connection(const connection* c) {
-    std::lock_guard lock(connections_mutex_);
-    connections_.erase(c);
 }
 
 broker::subscribe_outcome broker::add_subscription(const session_ptr& s, const mqtt::subscription& sub,

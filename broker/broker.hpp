@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/connection_set.hpp"
 #include "broker/hooks.hpp"
 #include "broker/options.hpp"
 #include "broker/retained_store.hpp"
@@ -22,7 +23,7 @@
 
 namespace mqttd {
 
-class connection;
+class connection_set;
 class listener;
 
 class broker final : public broker_api {
@@ -54,9 +55,8 @@ public:
     // A unique message id (EMQX's msgid column holds up to 60 characters).
     std::string next_msgid();
 
-    // Every open connection, so that stop() can close them.
-    void add_connection(const std::shared_ptr<connection>& c);
-    void remove_connection(const connection* c);
+    // stop() was called.
+    bool stopping() const noexcept { return stopping_.load(); }
 
     // Subscribes a session to one filter and queues the retained messages the
     // subscription asks for. `v5_rules` refuses what this broker does not offer with the
@@ -81,8 +81,8 @@ public:
                  bool retained) override;
     const std::string& node_name() const override { return opts_.node_name; }
 
-    // The io_context a new connection goes to (round robin).
-    boost::asio::io_context& next_context();
+    // The I/O thread a new connection goes to (round robin), by its connection set.
+    connection_set& next_set();
 
 private:
     void housekeeping();  // session expiry sweep and $SYS, on the first context
@@ -96,16 +96,15 @@ private:
     session_registry sessions_;
 
     std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+    // After contexts_: destroyed first, while their io_contexts still exist.
+    std::vector<std::unique_ptr<connection_set>> sets_;
     std::vector<std::thread> threads_;
     std::vector<std::shared_ptr<listener>> listeners_;
-    std::atomic<std::size_t> next_context_{0};
+    std::atomic<std::size_t> next_set_{0};
     std::atomic<bool> stopping_{false};
     std::chrono::steady_clock::time_point started_at_;
     std::atomic<std::uint64_t> msg_counter_{0};
     std::string msgid_prefix_;
-
-    mutable std::mutex connections_mutex_;
-    std::unordered_map<const connection*, std::weak_ptr<connection>> connections_;
 };
 
 }  // namespace mqttd

@@ -1,12 +1,9 @@
 #include "broker/connection.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include "broker/broker.hpp"
+#include "broker/connection_set.hpp"
 #include "broker/log.hpp"
 #include "protocol/encoder.hpp"
 #include "protocol/topic.hpp"
@@ -15,12 +12,12 @@
 namespace mqttd {
 
 namespace asio = boost::asio;
-using asio::awaitable;
 using mqtt::reason_code;
-constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
+constexpr std::uint32_t min_read_size = 256;
+constexpr std::uint32_t max_read_size = 64 * 1024;
 // The largest batch of deliveries moved into one write.
 constexpr std::size_t write_batch_bytes = 256 * 1024;
 // How long a closing connection may take to flush before its socket is closed anyway.
@@ -55,33 +52,33 @@ std::string response_information(const std::string& clientid) { return "response
 connection::connection(broker& b, std::unique_ptr<transport> t)
     : broker_(b),
       transport_(std::move(t)),
-      executor_(transport_->executor()),
       decoder_(b.options().max_packet_size),
-      write_signal_(executor_),
-      resume_signal_(executor_),
-      keepalive_timer_(executor_) {}
+      read_size_(min_read_size) {}
 
 connection::~connection() = default;
 
-void connection::start() {
-    last_rx_ = clock::now();
-    keepalive_limit_ = broker_.options().connect_timeout;
-    auto self = shared_from_this();
-    asio::co_spawn(executor_, [self] { return self->read_loop(); }, asio::detached);
-    asio::co_spawn(executor_, [self] { return self->write_loop(); }, asio::detached);
-    asio::co_spawn(executor_, [self] { return self->keepalive_loop(); }, asio::detached);
+void connection::start(connection_set& set) {
+    asio::post(executor(), [self = shared_from_this(), &set] {
+        self->set_ = &set;
+        set.add(self);
+        self->last_rx_ = clock::now();
+        self->keepalive_limit_ = self->broker_.options().connect_timeout;
+        self->read_active_ = true;
+        self->arm_read();
+        if (self->broker_.stopping()) self->shutdown_now();
+    });
 }
 
 void connection::wake() {
     if (wake_posted_.exchange(true)) return;
-    asio::post(executor_, [self = shared_from_this()] {
+    asio::post(executor(), [self = shared_from_this()] {
         self->wake_posted_ = false;
         self->pull_from_session();
     });
 }
 
 void connection::taken_over() {
-    asio::post(executor_, [self = shared_from_this()] {
+    asio::post(executor(), [self = shared_from_this()] {
         if (self->closing_ || self->closed_) return;
         log::info("client {} taken over by a new connection", self->client_.clientid);
         self->close(reason_code::session_taken_over);
@@ -89,33 +86,56 @@ void connection::taken_over() {
 }
 
 void connection::shutdown() {
-    asio::post(executor_, [self = shared_from_this()] {
-        if (self->closing_ || self->closed_) return;
-        self->will_.reset();
-        self->close(reason_code::server_shutting_down);
-    });
+    asio::post(executor(), [self = shared_from_this()] { self->shutdown_now(); });
 }
 
-// ---------------------------------------------------------------- loops
+void connection::shutdown_now() {
+    if (closing_ || closed_) return;
+    will_.reset();
+    close(reason_code::server_shutting_down);
+}
 
-awaitable<void> connection::read_loop() {
-    const std::size_t max_pending_acks = std::max<std::size_t>(broker_.options().max_inflight, 16);
-    constexpr std::size_t min_read_size = 256;
-    constexpr std::size_t max_read_size = 64 * 1024;
-    std::size_t read_size = min_read_size;
-    while (!closing_ && !closed_) {
+// ---------------------------------------------------------------- reading
+
+std::size_t connection::max_pending_acks() const noexcept {
+    return std::max<std::size_t>(broker_.options().max_inflight, 16);
+}
+
+void connection::arm_read() {
+    transport_->async_wait_readable(shared_from_this());
+}
+
+void connection::on_readable(const boost::system::error_code& ec) {
+    if (ec || closing_ || closed_) return reading_stopped();
+    read_available();
+}
+
+void connection::read_available() {
+    // A turn reads at most this much, then yields, so that one busy client cannot keep
+    // the others of its thread waiting.
+    std::size_t budget = 4 * max_read_size;
+    for (;;) {
+        if (closing_ || closed_) return reading_stopped();
         // Back-pressure: while the hooks hold many of this publisher's acks, stop
         // reading, so the client (and TCP) waits instead of the broker buffering.
-        while (pending_acks_.size() >= max_pending_acks && !closing_ && !closed_) co_await resume_signal_.wait();
-        if (closing_ || closed_) break;
-        auto space = decoder_.prepare(read_size);
-        auto [ec, n] = co_await transport_->read_some(asio::buffer(space.data(), space.size()));
-        decoder_.commit(ec ? 0 : n);
-        if (ec) break;
-        // Reads that fill the buffer ask for a bigger one; small reads let it shrink back,
-        // so idle connections hold little memory and busy ones read in large chunks.
-        if (n == read_size && read_size < max_read_size) read_size *= 2;
-        else if (n < read_size / 4 && read_size > min_read_size) read_size /= 2;
+        if (pending_acks_.size() >= max_pending_acks()) {
+            read_active_ = false;
+            decoder_.trim(0);
+            return;
+        }
+        auto space = decoder_.prepare(read_size_);
+        boost::system::error_code ec;
+        const auto n = transport_->read_now(asio::buffer(space.data(), space.size()), ec);
+        decoder_.commit(n);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            // Drained: an idle connection keeps no read buffer.
+            decoder_.trim(0);
+            return arm_read();
+        }
+        if (ec) return reading_stopped();
+        // Reads that fill the buffer ask for a bigger one; small reads let it shrink back.
+        if (n == read_size_ && read_size_ < max_read_size) read_size_ *= 2;
+        else if (n < read_size_ / 4 && read_size_ > min_read_size) read_size_ /= 2;
         stats::bump(broker_.counters().bytes_received, n);
         last_rx_ = clock::now();
         while (!closing_ && !closed_) {
@@ -128,60 +148,82 @@ awaitable<void> connection::read_loop() {
             if (!p) break;
             on_packet(*p);
         }
-        decoder_.trim(2 * read_size);
+        if (n >= budget) {
+            asio::post(executor(), [self = shared_from_this()] { self->read_available(); });
+            return;
+        }
+        budget -= n;
     }
+}
+
+void connection::reading_stopped() {
+    read_active_ = false;
+    decoder_.trim(0);
     if (!closing_) close(std::nullopt);  // the network went away: the will is due
     finish();
 }
 
-awaitable<void> connection::write_loop() {
-    std::string writing;
-    for (;;) {
-        if (out_.empty()) {
-            if (closing_ || closed_) break;
-            co_await write_signal_.wait();
-            continue;
-        }
-        writing.clear();
-        std::swap(writing, out_);
-        auto [ec, n] = co_await transport_->write(asio::buffer(writing));
-        if (ec) break;
-        stats::bump(broker_.counters().bytes_sent, n);
-        pull_from_session();
-    }
-    write_loop_done_ = true;
-    closed_ = true;
-    transport_->close();
-    resume_signal_.notify();
-    keepalive_timer_.cancel();
+// ---------------------------------------------------------------- writing
+
+void connection::schedule_write() {
+    if (write_active_ || write_posted_ || writes_done_) return;
+    write_posted_ = true;
+    asio::post(executor(), [self = shared_from_this()] {
+        self->write_posted_ = false;
+        self->start_write();
+    });
 }
 
-awaitable<void> connection::keepalive_loop() {
-    for (;;) {
-        if (closed_) co_return;
-        if (closing_) {
-            // Give the writer a bounded time to flush, then close regardless.
-            keepalive_timer_.expires_after(close_grace);
-            co_await keepalive_timer_.async_wait(nothrow_awaitable);
-            if (!write_loop_done_) transport_->close();
-            co_return;
-        }
-        if (keepalive_limit_ == clock::duration::zero()) {
-            keepalive_timer_.expires_at(clock::time_point::max());
-        } else {
-            auto deadline = last_rx_ + keepalive_limit_;
-            if (clock::now() >= deadline) {
-                log::info("client {} keep-alive timeout", client_.clientid.empty() ? "(connecting)" : client_.clientid);
-                if (connected_)
-                    close(reason_code::keep_alive_timeout);
-                else
-                    close(std::nullopt);
-                continue;
-            }
-            keepalive_timer_.expires_at(deadline);
-        }
-        co_await keepalive_timer_.async_wait(nothrow_awaitable);
+void connection::start_write() {
+    if (write_active_ || writes_done_) return;
+    if (out_.empty()) {
+        if (closing_ || closed_) writes_ended();
+        return;
     }
+    writing_.clear();
+    std::swap(writing_, out_);
+    write_active_ = true;
+    transport_->async_write(asio::buffer(writing_), shared_from_this());
+}
+
+void connection::on_written(const boost::system::error_code& ec, std::size_t n) {
+    if (ec) {
+        write_active_ = false;
+        return writes_ended();
+    }
+    stats::bump(broker_.counters().bytes_sent, n);
+    pull_from_session();  // while write_active_: gathers into out_ without posting
+    write_active_ = false;
+    // A connection gone quiet keeps no large buffer.
+    if (out_.empty() && writing_.capacity() > 4096) std::string().swap(writing_);
+    start_write();
+}
+
+void connection::writes_ended() {
+    writes_done_ = true;
+    closed_ = true;
+    transport_->close();
+    if (!read_active_) reading_stopped();  // reading was paused: nothing else will finish
+}
+
+// ---------------------------------------------------------------- deadlines
+
+connection::clock::time_point connection::deadline() const noexcept {
+    if (closed_) return clock::time_point::max();
+    if (closing_) return closing_at_ + close_grace;
+    if (keepalive_limit_ == clock::duration::zero()) return clock::time_point::max();
+    return last_rx_ + keepalive_limit_;
+}
+
+void connection::on_deadline(clock::time_point now) {
+    if (closed_ || now < deadline()) return;
+    if (closing_) {
+        // The writer had its time to flush: close regardless.
+        transport_->close();
+        return;
+    }
+    log::info("client {} keep-alive timeout", client_.clientid.empty() ? "(connecting)" : client_.clientid);
+    close(connected_ ? std::optional(reason_code::keep_alive_timeout) : std::nullopt);
 }
 
 // ---------------------------------------------------------------- dispatch
@@ -308,8 +350,9 @@ void connection::on_connect(mqtt::connect& c) {
         auto rm = c.props.integer(mqtt::property_id::receive_maximum).value_or(65535);
         send_window_ = static_cast<std::uint16_t>(std::min<std::uint32_t>(rm, o.max_inflight));
         receive_maximum_ = o.max_inflight;
-        aliases_out_ = outbound_aliases(static_cast<std::uint16_t>(std::min<std::uint32_t>(
-            c.props.integer(mqtt::property_id::topic_alias_maximum).value_or(0), o.max_topic_alias_out)));
+        const auto out_max = std::min<std::uint32_t>(
+            c.props.integer(mqtt::property_id::topic_alias_maximum).value_or(0), o.max_topic_alias_out);
+        if (out_max > 0) aliases_out_ = std::make_unique<outbound_aliases>(static_cast<std::uint16_t>(out_max));
     } else {
         expiry = c.clean_start ? 0 : o.session_expiry_interval;
         send_window_ = o.max_inflight;
@@ -321,7 +364,7 @@ void connection::on_connect(mqtt::connect& c) {
         if (v5() && payload_format_broken(c.will->props, c.will->payload))
             return refuse_connect(reason_code::payload_format_invalid);
         will_delay_ = c.will->props.integer(mqtt::property_id::will_delay_interval).value_or(0);
-        will_ = std::move(c.will);
+        will_ = std::make_unique<mqtt::will_message>(std::move(*c.will));
     }
 
     session_limits limits{o.max_inflight, o.max_mqueue_len, o.max_mqueue_bytes, o.mqueue_store_qos0};
@@ -330,7 +373,6 @@ void connection::on_connect(mqtt::connect& c) {
     generation_ = opened.generation;
     if (auto previous = opened.previous_owner.lock()) previous->taken_over();
     connected_ = true;
-    keepalive_timer_.cancel();  // re-armed for the client's keep-alive instead of the connect timeout
     stats::bump(broker_.counters().clients_total);
     broker_.counters().clients_connected.fetch_add(1, std::memory_order_relaxed);
 
@@ -380,11 +422,13 @@ void connection::on_publish(mqtt::publish& p) {
         if (auto alias = p.props.integer(mqtt::property_id::topic_alias)) {
             if (*alias == 0 || *alias > o.max_topic_alias) return close(reason_code::topic_alias_invalid);
             if (p.topic.empty()) {
-                auto it = topic_aliases_.find(static_cast<std::uint16_t>(*alias));
-                if (it == topic_aliases_.end()) return close(reason_code::protocol_error);
+                if (!topic_aliases_) return close(reason_code::protocol_error);
+                auto it = topic_aliases_->find(static_cast<std::uint16_t>(*alias));
+                if (it == topic_aliases_->end()) return close(reason_code::protocol_error);
                 p.topic = it->second;
             } else {
-                topic_aliases_[static_cast<std::uint16_t>(*alias)] = p.topic;
+                if (!topic_aliases_) topic_aliases_ = std::make_unique<std::unordered_map<std::uint16_t, std::string>>();
+                (*topic_aliases_)[static_cast<std::uint16_t>(*alias)] = p.topic;
             }
         }
         if (p.qos != mqtt::qos::at_most_once &&
@@ -445,7 +489,7 @@ void connection::on_publish(mqtt::publish& p) {
     auto released = std::make_shared<bool>(false);
     if (broker_.hooks().has(hookpoint::message_publish)) {
         auto hold = std::make_shared<publish_token>(
-            [weak = weak_from_this(), released, ex = executor_] {
+            [weak = weak_from_this(), released, ex = executor()] {
                 asio::post(ex, [weak, released] {
                     *released = true;
                     if (auto self = weak.lock()) self->flush_acks();
@@ -482,7 +526,10 @@ void connection::flush_acks() {
         pending_acks_.pop_front();
         sent = true;
     }
-    if (sent) resume_signal_.notify();
+    if (sent && !read_active_ && !closing_ && !closed_ && !finished_ && pending_acks_.size() < max_pending_acks()) {
+        read_active_ = true;
+        asio::post(executor(), [self = shared_from_this()] { self->read_available(); });
+    }
 }
 
 // ---------------------------------------------------------------- acks from the client
@@ -582,7 +629,7 @@ void connection::on_disconnect(const mqtt::disconnect& d) {
 void connection::send(const mqtt::packet& p) {
     if (closed_) return;
     mqtt::encode(p, version_, out_);
-    write_signal_.notify();
+    schedule_write();
 }
 
 template <class Packet>
@@ -622,7 +669,7 @@ void connection::append_publish(const session::publish_out& po) {
             auto left = std::chrono::ceil<std::chrono::seconds>(*m.expires_at - clock::now()).count();
             p.props.set(mqtt::property_id::message_expiry_interval, static_cast<std::uint32_t>(std::max<long>(left, 0)));
         }
-        alias = aliases_out_.pick(m.topic);
+        if (aliases_out_) alias = aliases_out_->pick(m.topic);
         if (alias.alias) {
             p.props.add(mqtt::property_id::topic_alias, std::uint32_t{alias.alias});
             if (alias.known) p.topic.clear();
@@ -635,11 +682,11 @@ void connection::append_publish(const session::publish_out& po) {
             return;
         }
     }
-    aliases_out_.use(m.topic, alias);
+    if (aliases_out_) aliases_out_->use(m.topic, alias);
     mqtt::encode(p, version_, out_);
     stats::bump(broker_.counters().messages_sent);
     stats::bump(broker_.counters().publish_sent);
-    write_signal_.notify();
+    schedule_write();
     if (broker_.hooks().has(hookpoint::message_delivered)) broker_.hooks().message_delivered({client_, po.out.msg});
 }
 
@@ -654,9 +701,9 @@ void connection::close(std::optional<reason_code> reason) {
         send(d);
     }
     closing_ = true;
-    write_signal_.notify();
-    resume_signal_.notify();
-    keepalive_timer_.cancel();
+    closing_at_ = clock::now();
+    schedule_write();
+    if (!read_active_ && !finished_) reading_stopped();  // reading was paused
 }
 
 message_ptr connection::will_message() {
@@ -678,15 +725,16 @@ message_ptr connection::will_message() {
 void connection::finish() {
     if (finished_) return;
     finished_ = true;
-    broker_.remove_connection(this);
-    if (!connected_) return;
-    // Still the session's owner (not taken over): shared subscriptions' unacknowledged
-    // messages go to other members rather than wait for this client's return.
-    if (session_->generation() == generation_) broker_.hand_over_shared(session_);
-    broker_.counters().clients_connected.fetch_sub(1, std::memory_order_relaxed);
-    broker_.sessions().release(session_, generation_, will_message(), will_delay_);
-    broker_.hooks().client_disconnected(client_);
-    log::debug("client {} disconnected", client_.clientid);
+    if (connected_) {
+        // Still the session's owner (not taken over): shared subscriptions' unacknowledged
+        // messages go to other members rather than wait for this client's return.
+        if (session_->generation() == generation_) broker_.hand_over_shared(session_);
+        broker_.counters().clients_connected.fetch_sub(1, std::memory_order_relaxed);
+        broker_.sessions().release(session_, generation_, will_message(), will_delay_);
+        broker_.hooks().client_disconnected(client_);
+        log::debug("client {} disconnected", client_.clientid);
+    }
+    if (set_) set_->remove(*this);  // last: may destroy this connection
 }
 
 }  // namespace mqttd

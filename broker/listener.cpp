@@ -42,7 +42,8 @@ void listener::stop() {
 asio::awaitable<void> listener::accept_loop() {
     constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
     while (acceptor_.is_open()) {
-        auto [ec, socket] = co_await acceptor_.async_accept(broker_.next_context(), nothrow);
+        auto& set = broker_.next_set();
+        auto [ec, socket] = co_await acceptor_.async_accept(set.context(), nothrow);
         if (ec == asio::error::operation_aborted) break;
         if (ec) {
             // Out of descriptors or similar: pause rather than spin.
@@ -53,22 +54,20 @@ asio::awaitable<void> listener::accept_loop() {
         }
         if (kind_ == listener_options::kind::websocket) {
             auto ex = socket.get_executor();
-            asio::co_spawn(ex, upgrade(std::move(socket)), asio::detached);
+            asio::co_spawn(ex, upgrade(std::move(socket), set), asio::detached);
             continue;
         }
         auto c = std::make_shared<connection>(broker_, make_tcp_transport(std::move(socket)));
-        broker_.add_connection(c);
-        c->start();
+        c->start(set);
     }
 }
 
-asio::awaitable<void> listener::upgrade(tcp::socket socket) {
+asio::awaitable<void> listener::upgrade(tcp::socket socket, connection_set& set) {
     auto self = shared_from_this();
     auto t = co_await accept_websocket(std::move(socket), broker_.options().max_packet_size);
     if (!t) co_return;
     auto c = std::make_shared<connection>(broker_, std::move(t));
-    broker_.add_connection(c);
-    c->start();
+    c->start(set);
 }
 
 }  // namespace mqttd

@@ -9,6 +9,7 @@
 namespace mqttd {
 
 class broker;
+class connection_set;
 
 class listener : public std::enable_shared_from_this<listener> {
 public:
@@ -21,7 +22,7 @@ public:
 private:
     boost::asio::awaitable<void> accept_loop();
     // WebSocket: the HTTP upgrade happens on the connection's own thread.
-    boost::asio::awaitable<void> upgrade(boost::asio::ip::tcp::socket socket);
+    boost::asio::awaitable<void> upgrade(boost::asio::ip::tcp::socket socket, connection_set& set);
 
     broker& broker_;
     boost::asio::ip::tcp::acceptor acceptor_;

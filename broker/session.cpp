@@ -187,15 +187,12 @@ std::vector<outgoing> session::take_shared_unacked(const std::function<bool(cons
         inflight_by_id_.erase(it->packet_id);
         it = inflight_.erase(it);
     }
-    for (auto it = queue_.begin(); it != queue_.end();) {
-        if (!take(*it)) {
-            ++it;
-            continue;
-        }
-        queue_bytes_ -= cost(*it);
-        out.push_back(std::move(*it));
-        it = queue_.erase(it);
-    }
+    queue_.remove_if([&](outgoing& o) {
+        if (!take(o)) return false;
+        queue_bytes_ -= cost(o);
+        out.push_back(std::move(o));
+        return true;
+    });
     return out;
 }
 

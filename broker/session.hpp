@@ -6,7 +6,6 @@
 // across a suspension point.
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <list>
 #include <map>
@@ -17,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/fifo.hpp"
 #include "broker/message.hpp"
 
 namespace mqttd {
@@ -151,7 +151,7 @@ private:
     std::uint32_t expiry_ = 0;
     message_ptr will_;
 
-    std::deque<outgoing> queue_;
+    fifo<outgoing> queue_;
     std::size_t queue_bytes_ = 0;
     std::list<inflight_entry> inflight_;  // send order
     std::unordered_map<std::uint16_t, std::list<inflight_entry>::iterator> inflight_by_id_;

@@ -1,5 +1,3 @@
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include "broker/transport.hpp"
@@ -9,20 +7,26 @@ namespace mqttd {
 namespace {
 
 namespace asio = boost::asio;
-constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
 class tcp_transport final : public transport {
 public:
     explicit tcp_transport(asio::ip::tcp::socket s) : socket_(std::move(s)) {
         boost::system::error_code ignored;
         socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+        socket_.non_blocking(true, ignored);
     }
     asio::any_io_executor executor() override { return socket_.get_executor(); }
-    asio::awaitable<result> read_some(asio::mutable_buffer b) override {
-        co_return co_await socket_.async_read_some(b, nothrow_awaitable);
+    void async_wait_readable(std::shared_ptr<transport_events> to) override {
+        socket_.async_wait(asio::socket_base::wait_read,
+                           [to = std::move(to)](const boost::system::error_code& ec) { to->on_readable(ec); });
     }
-    asio::awaitable<result> write(asio::const_buffer b) override {
-        co_return co_await asio::async_write(socket_, b, nothrow_awaitable);
+    std::size_t read_now(asio::mutable_buffer b, boost::system::error_code& ec) override {
+        return socket_.read_some(b, ec);
+    }
+    void async_write(asio::const_buffer b, std::shared_ptr<transport_events> to) override {
+        asio::async_write(socket_, b, [to = std::move(to)](const boost::system::error_code& ec, std::size_t n) {
+            to->on_written(ec, n);
+        });
     }
     void close() override {
         boost::system::error_code ignored;

@@ -1,25 +1,39 @@
 #pragma once
 // The byte stream under one MQTT connection: plain TCP or WebSocket. The connection's
 // MQTT logic is the same over both; only reading, writing and closing differ.
+//
+// Reading is readiness-based: the connection waits until bytes can be read, then reads
+// what is there without blocking. An idle connection therefore holds no read buffer and
+// no suspended coroutine, only the pending wait.
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 #include <cstddef>
 #include <memory>
-#include <tuple>
 
 namespace mqttd {
 
+// Where a transport reports the completion of its asynchronous operations. Each
+// pending operation holds a reference to it.
+class transport_events {
+public:
+    virtual ~transport_events() = default;
+    virtual void on_readable(const boost::system::error_code& ec) = 0;
+    virtual void on_written(const boost::system::error_code& ec, std::size_t n) = 0;
+};
+
 class transport {
 public:
-    using result = std::tuple<boost::system::error_code, std::size_t>;
     virtual ~transport() = default;
     virtual boost::asio::any_io_executor executor() = 0;
-    virtual boost::asio::awaitable<result> read_some(boost::asio::mutable_buffer b) = 0;
-    virtual boost::asio::awaitable<result> write(boost::asio::const_buffer b) = 0;
-    // Ends the connection at once; pending reads and writes complete with an error.
+    // Calls to->on_readable once bytes can be read or the stream failed. One at a time.
+    virtual void async_wait_readable(std::shared_ptr<transport_events> to) = 0;
+    // Reads what can be read now, without blocking: 0 bytes and would_block when nothing.
+    virtual std::size_t read_now(boost::asio::mutable_buffer b, boost::system::error_code& ec) = 0;
+    // Writes all of `b` (which must stay valid until completion), then calls to->on_written.
+    virtual void async_write(boost::asio::const_buffer b, std::shared_ptr<transport_events> to) = 0;
+    // Ends the connection at once; pending operations complete with an error.
     virtual void close() = 0;
 };
 

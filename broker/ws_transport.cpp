@@ -1,6 +1,7 @@
 #include "broker/ws_transport.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -40,11 +41,34 @@ public:
 
     asio::any_io_executor executor() override { return ws_.get_executor(); }
 
-    asio::awaitable<result> read_some(asio::mutable_buffer b) override {
-        co_return co_await ws_.async_read_some(b, nothrow_awaitable);
+    // Beast reads frames into its own buffer: readiness here means frame bytes arrived.
+    void async_wait_readable(std::shared_ptr<transport_events> to) override {
+        if (!received_.empty()) {
+            asio::post(ws_.get_executor(), [to = std::move(to)] { to->on_readable({}); });
+            return;
+        }
+        received_.resize(read_chunk);
+        ws_.async_read_some(asio::buffer(received_),
+                            [this, to = std::move(to)](const boost::system::error_code& ec, std::size_t n) {
+                                received_.resize(ec ? 0 : n);
+                                to->on_readable(ec);
+                            });
     }
-    asio::awaitable<result> write(asio::const_buffer b) override {
-        co_return co_await ws_.async_write(b, nothrow_awaitable);
+    std::size_t read_now(asio::mutable_buffer b, boost::system::error_code& ec) override {
+        ec.clear();
+        if (received_.empty()) {
+            ec = asio::error::would_block;
+            return 0;
+        }
+        const auto n = asio::buffer_copy(b, asio::buffer(received_));
+        received_.erase(0, n);
+        if (received_.empty()) std::string().swap(received_);
+        return n;
+    }
+    void async_write(asio::const_buffer b, std::shared_ptr<transport_events> to) override {
+        ws_.async_write(b, [to = std::move(to)](const boost::system::error_code& ec, std::size_t n) {
+            to->on_written(ec, n);
+        });
     }
     void close() override {
         // A hard close: the MQTT layer has already said what it had to say.
@@ -54,7 +78,9 @@ public:
     }
 
 private:
+    static constexpr std::size_t read_chunk = 16 * 1024;
     websocket::stream<beast::tcp_stream> ws_;
+    std::string received_;  // frame bytes read but not yet taken by read_now
 };
 
 }  // namespace

@@ -1,0 +1,67 @@
+// The vector-backed queue under sessions' message queues and connections' pending acks.
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "broker/fifo.hpp"
+
+using mqttd::fifo;
+
+namespace {
+template <class T>
+std::vector<T> contents(const fifo<T>& q) {
+    return {q.begin(), q.end()};
+}
+}  // namespace
+
+TEST_CASE("fifo: first in, first out, across compactions") {
+    fifo<int> q;
+    CHECK(q.empty());
+    int next_in = 0, next_out = 0;
+    // Interleave pushes and pops so that popped slots pile up and get reclaimed.
+    for (int round = 0; round < 50; ++round) {
+        for (int i = 0; i < 7; ++i) q.push_back(next_in++);
+        for (int i = 0; i < 5; ++i) {
+            REQUIRE(!q.empty());
+            CHECK(q.front() == next_out++);
+            q.pop_front();
+        }
+        CHECK(q.size() == static_cast<std::size_t>(next_in - next_out));
+    }
+    while (!q.empty()) {
+        CHECK(q.front() == next_out++);
+        q.pop_front();
+    }
+    CHECK(next_out == next_in);
+}
+
+TEST_CASE("fifo: a popped item releases what it holds at once") {
+    fifo<std::shared_ptr<int>> q;
+    auto p = std::make_shared<int>(1);
+    q.push_back(p);
+    q.push_back(std::make_shared<int>(2));
+    CHECK(p.use_count() == 2);
+    q.pop_front();
+    CHECK(p.use_count() == 1);
+    CHECK(*q.front() == 2);
+}
+
+TEST_CASE("fifo: remove_if keeps the order of the rest and hands each item over once") {
+    fifo<std::string> q;
+    for (int i = 0; i < 10; ++i) q.push_back("m" + std::to_string(i));
+    q.pop_front();  // m0 gone: remove_if must not see it
+    std::vector<std::string> taken;
+    q.remove_if([&](std::string& s) {
+        if ((s.back() - '0') % 3 != 0) return false;
+        taken.push_back(std::move(s));
+        return true;
+    });
+    CHECK(taken == std::vector<std::string>{"m3", "m6", "m9"});
+    CHECK(contents(q) == std::vector<std::string>{"m1", "m2", "m4", "m5", "m7", "m8"});
+    q.remove_if([](std::string&) { return true; });
+    CHECK(q.empty());
+    q.push_back("again");
+    CHECK(q.front() == "again");
+}
