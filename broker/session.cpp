@@ -101,7 +101,7 @@ void session::enqueue(outgoing o) {
 std::uint16_t session::next_packet_id() {
     for (;;) {
         last_packet_id_ = static_cast<std::uint16_t>(last_packet_id_ == 65535 ? 1 : last_packet_id_ + 1);
-        if (!inflight_by_id_.contains(last_packet_id_)) return last_packet_id_;
+        if (!inflight_by_id_ || !inflight_by_id_->contains(last_packet_id_)) return last_packet_id_;
     }
 }
 
@@ -128,7 +128,8 @@ void session::take(std::uint16_t window, std::size_t max_count, std::vector<publ
             id = next_packet_id();
             auto state = o.qos == mqtt::qos::at_least_once ? await_state::puback : await_state::pubrec;
             inflight_.push_back({id, state, o});
-            inflight_by_id_[id] = std::prev(inflight_.end());
+            if (!inflight_by_id_) inflight_by_id_ = std::make_unique<inflight_index>();
+            (*inflight_by_id_)[id] = std::prev(inflight_.end());
         }
         out.push_back({std::move(o), id, false});
         ++taken;
@@ -147,28 +148,31 @@ void session::in_flight(std::vector<publish_out>& publishes, std::vector<std::ui
 
 message_ptr session::puback(std::uint16_t id) {
     std::lock_guard lock(mutex_);
-    auto it = inflight_by_id_.find(id);
-    if (it == inflight_by_id_.end() || it->second->state != await_state::puback) return nullptr;
+    if (!inflight_by_id_) return {};
+    auto it = inflight_by_id_->find(id);
+    if (it == inflight_by_id_->end() || it->second->state != await_state::puback) return nullptr;
     auto msg = it->second->out.msg;
     inflight_.erase(it->second);
-    inflight_by_id_.erase(it);
+    inflight_by_id_->erase(it);
     return msg;
 }
 
 message_ptr session::pubrec(std::uint16_t id) {
     std::lock_guard lock(mutex_);
-    auto it = inflight_by_id_.find(id);
-    if (it == inflight_by_id_.end() || it->second->state != await_state::pubrec) return nullptr;
+    if (!inflight_by_id_) return {};
+    auto it = inflight_by_id_->find(id);
+    if (it == inflight_by_id_->end() || it->second->state != await_state::pubrec) return nullptr;
     it->second->state = await_state::pubcomp;
     return it->second->out.msg;
 }
 
 bool session::pubcomp(std::uint16_t id) {
     std::lock_guard lock(mutex_);
-    auto it = inflight_by_id_.find(id);
-    if (it == inflight_by_id_.end() || it->second->state != await_state::pubcomp) return false;
+    if (!inflight_by_id_) return {};
+    auto it = inflight_by_id_->find(id);
+    if (it == inflight_by_id_->end() || it->second->state != await_state::pubcomp) return false;
     inflight_.erase(it->second);
-    inflight_by_id_.erase(it);
+    inflight_by_id_->erase(it);
     return true;
 }
 
@@ -184,7 +188,7 @@ std::vector<outgoing> session::take_shared_unacked(const std::function<bool(cons
             continue;
         }
         out.push_back(std::move(it->out));
-        inflight_by_id_.erase(it->packet_id);
+        inflight_by_id_->erase(it->packet_id);
         it = inflight_.erase(it);
     }
     queue_.remove_if([&](outgoing& o) {
@@ -199,23 +203,24 @@ std::vector<outgoing> session::take_shared_unacked(const std::function<bool(cons
 session::incoming_qos2 session::begin_incoming_qos2(std::uint16_t id, std::size_t max_awaiting,
                                                     std::chrono::milliseconds timeout) {
     std::lock_guard lock(mutex_);
-    if (incoming_qos2_.contains(id)) return incoming_qos2::duplicate;
+    if (!incoming_qos2_) incoming_qos2_ = std::make_unique<incoming_qos2_table>();
+    if (incoming_qos2_->contains(id)) return incoming_qos2::duplicate;
     const auto now = std::chrono::steady_clock::now();
-    if (max_awaiting != 0 && incoming_qos2_.size() >= max_awaiting)
-        std::erase_if(incoming_qos2_, [&](const auto& e) { return now - e.second >= timeout; });
-    if (max_awaiting != 0 && incoming_qos2_.size() >= max_awaiting) return incoming_qos2::too_many;
-    incoming_qos2_.emplace(id, now);
+    if (max_awaiting != 0 && incoming_qos2_->size() >= max_awaiting)
+        std::erase_if(*incoming_qos2_, [&](const auto& e) { return now - e.second >= timeout; });
+    if (max_awaiting != 0 && incoming_qos2_->size() >= max_awaiting) return incoming_qos2::too_many;
+    incoming_qos2_->emplace(id, now);
     return incoming_qos2::fresh;
 }
 
 bool session::release_incoming_qos2(std::uint16_t id) {
     std::lock_guard lock(mutex_);
-    return incoming_qos2_.erase(id) > 0;
+    return incoming_qos2_ && incoming_qos2_->erase(id) > 0;
 }
 
 std::size_t session::incoming_qos2_count() const {
     std::lock_guard lock(mutex_);
-    return incoming_qos2_.size();
+    return incoming_qos2_ ? incoming_qos2_->size() : 0;
 }
 
 void session::remember_subscription(const std::string& filter, const mqtt::subscribe_options& o, std::uint32_t sub_id) {

@@ -154,9 +154,13 @@ private:
     fifo<outgoing> queue_;
     std::size_t queue_bytes_ = 0;
     std::list<inflight_entry> inflight_;  // send order
-    std::unordered_map<std::uint16_t, std::list<inflight_entry>::iterator> inflight_by_id_;
+    // The two tables below are allocated on first use: most sessions are idle most of
+    // the time, and an empty unordered_map still costs 56 bytes.
+    using inflight_index = std::unordered_map<std::uint16_t, std::list<inflight_entry>::iterator>;
+    std::unique_ptr<inflight_index> inflight_by_id_;
     std::uint16_t last_packet_id_ = 0;
-    std::unordered_map<std::uint16_t, std::chrono::steady_clock::time_point> incoming_qos2_;  // id -> arrival
+    using incoming_qos2_table = std::unordered_map<std::uint16_t, std::chrono::steady_clock::time_point>;
+    std::unique_ptr<incoming_qos2_table> incoming_qos2_;  // id -> arrival
     std::map<std::string, stored_subscription> subscriptions_;
     drop_counters drops_;
 };

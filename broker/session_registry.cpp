@@ -9,17 +9,22 @@ session_registry::opened session_registry::open(const std::string& clientid, boo
     opened r;
     {
         std::lock_guard lock(mutex_);
-        auto& slot = sessions_[clientid];
-        if (slot) {
+        session_ptr slot;
+        if (auto it = sessions_.find(clientid); it != sessions_.end()) {
+            slot = it->second;
             r.previous_owner = slot->owner();
             if (clean_start || slot->expiry() == 0) {
+                sessions_.erase(it);  // its key views the discarded session's id
                 r.discarded = std::move(slot);
             } else {
                 r.present = true;
                 slot->take_will();  // resumed before its Will Delay Interval passed [MQTT-3.1.3-9]
             }
         }
-        if (!slot) slot = std::make_shared<session>(clientid, limits);
+        if (!slot) {
+            slot = std::make_shared<session>(clientid, limits);
+            sessions_.emplace(slot->clientid(), slot);
+        }
         r.s = slot;
         r.generation = slot->attach(std::move(owner));
         slot->set_expiry(expiry);

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "broker/session.hpp"
@@ -62,7 +63,9 @@ private:
     std::function<void(const session_ptr&)> on_end_;
     std::function<void(const message_ptr&)> publish_will_;
     mutable std::mutex mutex_;
-    std::unordered_map<std::string, session_ptr> sessions_;
+    // Keyed by a view of the session's own id, which lives as long as the entry: a
+    // client id is stored once per session, not twice.
+    std::unordered_map<std::string_view, session_ptr> sessions_;
     std::multimap<std::chrono::steady_clock::time_point, pending_expiry> expiries_;
     std::multimap<std::chrono::steady_clock::time_point, pending_expiry> wills_;  // delayed wills
 };

@@ -10,7 +10,7 @@ namespace asio = boost::asio;
 
 class tcp_transport final : public transport {
 public:
-    explicit tcp_transport(asio::ip::tcp::socket s) : socket_(std::move(s)) {
+    explicit tcp_transport(tcp_socket s) : socket_(std::move(s)) {
         boost::system::error_code ignored;
         socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
         socket_.non_blocking(true, ignored);
@@ -35,12 +35,12 @@ public:
     }
 
 private:
-    asio::ip::tcp::socket socket_;
+    tcp_socket socket_;
 };
 
 }  // namespace
 
-std::unique_ptr<transport> make_tcp_transport(asio::ip::tcp::socket socket) {
+std::unique_ptr<transport> make_tcp_transport(tcp_socket socket) {
     return std::make_unique<tcp_transport>(std::move(socket));
 }
 

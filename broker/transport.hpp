@@ -7,6 +7,7 @@
 // no suspended coroutine, only the pending wait.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 #include <cstddef>
@@ -37,6 +38,10 @@ public:
     virtual void close() = 0;
 };
 
-std::unique_ptr<transport> make_tcp_transport(boost::asio::ip::tcp::socket socket);
+// A socket bound to its io_context's own executor type rather than any_io_executor: the
+// socket, and every operation pending on it, is smaller by a type-erased executor.
+using tcp_socket = boost::asio::ip::tcp::socket::rebind_executor<boost::asio::io_context::executor_type>::other;
+
+std::unique_ptr<transport> make_tcp_transport(tcp_socket socket);
 
 }  // namespace mqttd
