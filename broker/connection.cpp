@@ -392,18 +392,13 @@ void connection::on_publish(mqtt::publish& p) {
 
     stats::bump(broker_.counters().messages_received);
     stats::bump(broker_.counters().publish_received);
-    // Clients may not publish into the broker's own $SYS tree.
-    if (!msg->topic.starts_with("$SYS")) {
-        if (msg->retain) broker_.retained().set(msg);
-        broker_.router().route(msg, session_.get());
-    }
-
+    // The message.publish hook before routing: what a handler queues for the message (its
+    // row) comes before anything a subscriber's acknowledgement of it can queue.
+    const bool held = p.qos != mqtt::qos::at_most_once && broker_.hooks().has(hookpoint::message_publish);
     if (p.qos == mqtt::qos::at_most_once) {
         broker_.hooks().message_publish(client_, msg, nullptr);
-        return;
-    }
-    auto released = std::make_shared<bool>(false);
-    if (broker_.hooks().has(hookpoint::message_publish)) {
+    } else if (held) {
+        auto released = std::make_shared<bool>(false);
         auto hold = std::make_shared<publish_token>(
             [weak = weak_from_this(), released, ex = executor_] {
                 asio::post(ex, [weak, released] {
@@ -413,10 +408,13 @@ void connection::on_publish(mqtt::publish& p) {
             });
         queue_ack(p.packet_id, type, released);
         broker_.hooks().message_publish(client_, msg, hold);
-    } else {
-        *released = true;
-        queue_ack(p.packet_id, type, released);
     }
+    // Clients may not publish into the broker's own $SYS tree.
+    if (!msg->topic.starts_with("$SYS")) {
+        if (msg->retain) broker_.retained().set(msg);
+        broker_.router().route(msg, session_.get());
+    }
+    if (p.qos != mqtt::qos::at_most_once && !held) queue_ack(p.packet_id, type, std::make_shared<bool>(true));
 }
 
 void connection::queue_ack(std::uint16_t id, mqtt::packet_type type, const std::shared_ptr<bool>& released) {
@@ -602,9 +600,9 @@ void connection::publish_will() {
         m->expires_at = clock::now() + std::chrono::seconds(*expiry);
     will_.reset();
     message_ptr msg = std::move(m);
+    broker_.hooks().message_publish(client_, msg, nullptr);  // before routing, as in on_publish
     if (msg->retain) broker_.retained().set(msg);
     broker_.router().route(msg, nullptr);
-    broker_.hooks().message_publish(client_, msg, nullptr);
 }
 
 void connection::finish() {

@@ -216,3 +216,26 @@ TEST_CASE("hooks: a handler delivers stored messages to one client's session, in
     CHECK_FALSE(rb.b.deliver("nobody-by-this-name", {stored_message("x", "y", mqtt::qos::at_most_once)},
                              mqtt::qos::at_most_once, false));
 }
+
+TEST_CASE("hooks: message.publish runs before the message is routed") {
+    // What a handler queues for a message (its row) then comes before anything a
+    // subscriber's acknowledgement of it can queue. Observed through the counter of
+    // messages routed to nobody, which routing bumps.
+    running_broker rb;
+    auto& dropped = rb.b.counters().messages_dropped;
+    std::atomic<std::int64_t> at_hook{-1};  // the counter when the hook ran
+    rb.b.hooks().on_message_publish([&](const mqttd::client_info&, const mqttd::message_ptr& m, const mqttd::publish_hold&) {
+        if (m->topic == "nobody/listens") at_hook = static_cast<std::int64_t>(dropped.load());
+    });
+    test::paho_client pub(rb.port(), "unheard");
+    REQUIRE(pub.connect() == MQTTCLIENT_SUCCESS);
+    for (int qos : {0, 1}) {
+        CAPTURE(qos);
+        const auto before = dropped.load();
+        CHECK(pub.completed(pub.publish("nobody/listens", "x", qos), 3s));
+        const auto deadline = std::chrono::steady_clock::now() + 3s;
+        while (dropped.load() == before && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+        CHECK(dropped.load() == before + 1);
+        CHECK(at_hook.load() == static_cast<std::int64_t>(before));  // not yet routed when the hook ran
+    }
+}
