@@ -29,7 +29,10 @@ constexpr auto shutdown_grace = std::chrono::seconds(3);
 broker::broker(broker_options opts)
     : opts_(std::move(opts)),
       router_(tree_, stats_),
-      sessions_([this](const session_ptr& s) { tree_.unsubscribe_all(s); }) {
+      sessions_([this](const session_ptr& s) {
+          tree_.unsubscribe_all(s);
+          hooks_.session_terminated({s->clientid(), s.get()});
+      }) {
     auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
@@ -169,7 +172,9 @@ bool broker::subscribe(const std::string& clientid, const std::vector<mqtt::subs
     client_info who{clientid, {}, mqtt::protocol_version::v311, {}};
     for (const auto& sub : subs) {
         auto r = add_subscription(s, sub, 0, false);
-        if (r.reason < 0x80) hooks_.session_subscribed({who, sub.filter, static_cast<mqtt::qos>(r.reason), r.existed});
+        if (r.reason < 0x80)
+            hooks_.session_subscribed(
+                {who, sub.filter, static_cast<mqtt::qos>(r.reason), r.existed, sub.options.retain_handling, s.get()});
     }
     return true;
 }

@@ -483,7 +483,9 @@ void connection::on_subscribe(const mqtt::subscribe& s) {
     for (const auto& sub : s.subscriptions) {
         auto r = broker_.add_subscription(session_, sub, sub_id, v5());
         ack.reasons.push_back(v5() || r.reason < 0x80 ? r.reason : 0x80);
-        if (r.reason < 0x80) events.push_back({client_, sub.filter, static_cast<mqtt::qos>(r.reason), r.existed});
+        if (r.reason < 0x80)
+            events.push_back({client_, sub.filter, static_cast<mqtt::qos>(r.reason), r.existed,
+                              sub.options.retain_handling, session_.get()});
     }
     send(ack);
     for (const auto& e : events) broker_.hooks().session_subscribed(e);
@@ -499,7 +501,7 @@ void connection::on_unsubscribe(const mqtt::unsubscribe& u) {
         if (v5())
             ack.reasons.push_back(static_cast<std::uint8_t>(existed ? reason_code::success
                                                                     : reason_code::no_subscription_existed));
-        if (existed) events.push_back({client_, f, mqtt::qos::at_most_once, true});
+        if (existed) events.push_back({client_, f, mqtt::qos::at_most_once, true, 0, session_.get()});
     }
     send(ack);
     for (const auto& e : events) broker_.hooks().session_unsubscribed(e);

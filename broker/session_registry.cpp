@@ -37,7 +37,8 @@ void session_registry::release(const session_ptr& s, std::uint64_t generation) {
             return;
         }
         auto it = sessions_.find(s->clientid());
-        if (it != sessions_.end() && it->second == s) sessions_.erase(it);
+        if (it == sessions_.end() || it->second != s) return;  // replaced by a clean start: ended then
+        sessions_.erase(it);
     }
     on_end_(s);
 }

@@ -15,7 +15,7 @@ namespace mqttd {
 
 class session_registry {
 public:
-    // Called (outside the registry's lock) for every session that ends, so its
+    // Called (outside the registry's lock) once for every session that ends, so its
     // subscriptions can be removed from the topic tree.
     explicit session_registry(std::function<void(const session_ptr&)> on_end) : on_end_(std::move(on_end)) {}
 
