@@ -15,12 +15,8 @@ namespace mqttd::persistence {
 namespace asio = boost::asio;
 
 void backend_log(pg::log_level l, std::string_view text) {
-    switch (l) {
-    case pg::log_level::debug: log::debug("pgsql {}", text); break;
-    case pg::log_level::info: log::info("pgsql {}", text); break;
-    case pg::log_level::warning: log::warning("pgsql {}", text); break;
-    case pg::log_level::error: log::error("pgsql {}", text); break;
-    }
+    const auto level = log::level_of(l);
+    if (log::enabled(level)) log::write(level, fmt::format("pgsql {}", text));
 }
 
 bool serves_retained(const conf::backend_settings& settings) {

@@ -26,6 +26,25 @@ std::string payload_of(const pg::rowset& rows, std::size_t row, std::size_t col,
     return payload_from_text(rows.get(row, col));
 }
 
+// Rows of (msgid, sender, topic, qos, payload), from column `first` on, as messages.
+std::vector<message_ptr> messages_of(const pg::rowset& rows, std::size_t first, payload_column kind, bool retain) {
+    std::vector<message_ptr> msgs;
+    msgs.reserve(rows.size());
+    const auto now = std::chrono::system_clock::now();
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        auto m = std::make_shared<message>();
+        m->msgid = rows.get(i, first);
+        m->sender = rows.get(i, first + 1);
+        m->topic = rows.get(i, first + 2);
+        m->qos = qos_of(rows.get_int(i, first + 3));
+        m->payload = mqtt::shared_payload(payload_of(rows, i, first + 4, kind));
+        m->retain = retain;
+        m->timestamp = now;
+        msgs.push_back(std::move(m));
+    }
+    return msgs;
+}
+
 class subscription_lookup_op final : public stream_op {
 public:
     subscription_lookup_op(broker_api& b, std::string clientid) : broker_(b), clientid_(std::move(clientid)) {}
@@ -54,41 +73,16 @@ private:
     std::string clientid_;
 };
 
-class retain_lookup_op final : public stream_op {
-public:
-    retain_lookup_op(broker_api& b, const pool_runtime& p, const subscription_event& e)
+// A read for one subscription, whose rows go to the subscribing client.
+class subscription_read : public stream_op {
+protected:
+    subscription_read(broker_api& b, const pool_runtime& p, const subscription_event& e)
         : broker_(b), pool_(p), clientid_(e.client.clientid), filter_(e.topic), qos_(e.qos),
           cond_(filter_condition(e.topic)) {}
-    void build(pg::batch& b) const override {
-        if (cond_.exact)
-            b.execute(sql::retain_lookup_exact, {filter_});
-        else
-            b.execute(sql::retain_lookup_wild, {cond_.like, cond_.regex});
-    }
-    void done(std::span<pg::step_result> r) override {
-        // (topic, msgid, sender, qos, payload)
-        const auto& rows = r[0].rows;
-        if (rows.empty()) return;
-        std::vector<message_ptr> msgs;
-        const auto now = std::chrono::system_clock::now();
-        for (std::size_t i = 0; i < rows.size(); ++i) {
-            auto m = std::make_shared<message>();
-            m->topic = rows.get(i, 0);
-            m->msgid = rows.get(i, 1);
-            m->sender = rows.get(i, 2);
-            m->qos = qos_of(rows.get_int(i, 3));
-            m->payload = mqtt::shared_payload(payload_of(rows, i, 4, pool_.schema.retain_payload));
-            m->retain = true;
-            m->timestamp = now;
-            msgs.push_back(std::move(m));
-        }
-        broker_.deliver(clientid_, msgs, qos_, true);
-    }
-    std::string describe() const override {
-        return fmt::format("on_retain_lookup (client {}, filter {})", clientid_, filter_);
+    std::string describe_as(std::string_view function) const {
+        return fmt::format("{} (client {}, filter {})", function, clientid_, filter_);
     }
 
-private:
     broker_api& broker_;
     const pool_runtime& pool_;
     std::string clientid_, filter_;
@@ -96,11 +90,28 @@ private:
     topic_condition cond_;
 };
 
-class fetch_op final : public stream_op {
+class retain_lookup_op final : public subscription_read {
+public:
+    retain_lookup_op(broker_api& b, const pool_runtime& p, const subscription_event& e) : subscription_read(b, p, e) {}
+    void build(pg::batch& b) const override {
+        if (cond_.exact)
+            b.execute(sql::retain_lookup_exact, {filter_});
+        else
+            b.execute(sql::retain_lookup_wild, {cond_.like, cond_.regex});
+    }
+    void done(std::span<pg::step_result> r) override {
+        // (msgid, sender, topic, qos, payload)
+        const auto& rows = r[0].rows;
+        if (rows.empty()) return;
+        broker_.deliver(clientid_, messages_of(rows, 0, pool_.schema.retain_payload, true), qos_, true);
+    }
+    std::string describe() const override { return describe_as("on_retain_lookup"); }
+};
+
+class fetch_op final : public subscription_read {
 public:
     fetch_op(broker_api& b, const pool_runtime& p, const subscription_event& e, const conf::offline_limits& lim)
-        : broker_(b), pool_(p), clientid_(e.client.clientid), filter_(e.topic), qos_(e.qos),
-          cond_(filter_condition(e.topic)), subscribed_at_(sql::timestamp_text(std::chrono::system_clock::now())) {
+        : subscription_read(b, p, e), subscribed_at_(sql::timestamp_text(std::chrono::system_clock::now())) {
         if (lim.time_range) range_ = sql::interval_text(*lim.time_range);
         if (lim.max_returned_count) limit_ = static_cast<std::int64_t>(std::min<std::uint64_t>(*lim.max_returned_count, INT64_MAX));
     }
@@ -122,32 +133,13 @@ public:
         // (id, msgid, sender, topic, qos, payload), oldest first
         const auto& rows = r[1].rows;
         if (rows.empty()) return;
-        std::vector<message_ptr> msgs;
-        msgs.reserve(rows.size());
-        const auto now = std::chrono::system_clock::now();
-        for (std::size_t i = 0; i < rows.size(); ++i) {
-            auto m = std::make_shared<message>();
-            m->msgid = rows.get(i, 1);
-            m->sender = rows.get(i, 2);
-            m->topic = rows.get(i, 3);
-            m->qos = qos_of(rows.get_int(i, 4));
-            m->payload = mqtt::shared_payload(payload_of(rows, i, 5, pool_.schema.msg_payload));
-            m->timestamp = now;
-            msgs.push_back(std::move(m));
-        }
+        const auto msgs = messages_of(rows, 1, pool_.schema.msg_payload, false);
         log::debug("pgsql: {} unread messages for client {} on {}", msgs.size(), clientid_, filter_);
         broker_.deliver(clientid_, msgs, qos_, false);
     }
-    std::string describe() const override {
-        return fmt::format("on_message_fetch (client {}, filter {})", clientid_, filter_);
-    }
+    std::string describe() const override { return describe_as("on_message_fetch"); }
 
 private:
-    broker_api& broker_;
-    const pool_runtime& pool_;
-    std::string clientid_, filter_;
-    mqtt::qos qos_;
-    topic_condition cond_;
     std::string subscribed_at_;
     std::optional<std::string> range_;
     std::optional<std::int64_t> limit_;

@@ -49,7 +49,7 @@ std::string retain_upsert_sql() {
 std::string retain_delete_sql() { return "DELETE FROM mqtt_retain WHERE topic = $1"; }
 
 std::string retain_lookup_sql(bool wildcard) {
-    return fmt::format("SELECT topic, msgid, sender, qos, payload FROM mqtt_retain WHERE {} ORDER BY topic",
+    return fmt::format("SELECT msgid, sender, topic, qos, payload FROM mqtt_retain WHERE {} ORDER BY topic",
                        topic_cond(wildcard, 1));
 }
 

@@ -41,7 +41,7 @@ std::string message_insert_sql(bool msgid_unique);
 std::string retain_upsert_sql();
 // $1 topic
 std::string retain_delete_sql();
-// exact: $1 topic; wild: $1 LIKE prefix, $2 regex -> (topic, msgid, sender, qos, payload)
+// exact: $1 topic; wild: $1 LIKE prefix, $2 regex -> (msgid, sender, topic, qos, payload)
 std::string retain_lookup_sql(bool wildcard);
 // Creates the ack pointer (clientid, filter) at the newest matching message if there is
 // none, returning its mid only when it created it.
