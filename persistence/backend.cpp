@@ -139,9 +139,10 @@ void backend::impl::attach_handlers() {
         }
     }
     if (any_fetch) {
-        // Unsubscribing ends the tracking of a filter's ack pointer.
-        handles.push_back(hooks.on_session_unsubscribed(
-            [this](const subscription_event& e) { untrack(e.client.clientid, e.topic); }));
+        // Unsubscribing ends the tracking of a filter's ack pointer; the end of the session
+        // that of all its filters.
+        handles.push_back(hooks.on_session_unsubscribed([this](const subscription_event& e) { untrack(e); }));
+        handles.push_back(hooks.on_session_terminated([this](const session_event& e) { untrack_session(e); }));
     }
 }
 
@@ -261,6 +262,7 @@ backend_stats backend::stats() const {
         out.batches += s.batches;
         out.pending += s.pending;
     }
+    out.tracked_clients = impl_->tracked_clients();
     return out;
 }
 

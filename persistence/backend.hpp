@@ -26,6 +26,7 @@ struct backend_stats {
     std::uint64_t abandoned = 0;  // operations not written at shutdown
     std::uint64_t batches = 0;    // round trips
     std::uint64_t pending = 0;    // queued or in flight now
+    std::uint64_t tracked_clients = 0;  // clients whose session's ack pointers on_message_acked moves
 };
 
 class backend {

@@ -101,10 +101,15 @@ struct backend::impl {
     bool started = false;
     std::atomic<bool> stopped{false};
 
-    // Subscription filters each client has with an on_message_fetch hook (QoS > 0):
-    // on_message_acked moves the ack pointer of every one of them that matches.
+    // Subscription filters each client's session has with an on_message_fetch hook
+    // (QoS > 0): on_message_acked moves the ack pointer of every one of them that matches.
+    // Dropped when the session ends, or when a later session of the client subscribes.
+    struct tracked_filters {
+        const session* owner = nullptr;
+        std::vector<std::string> filters;
+    };
     std::mutex tracked_mutex;
-    std::unordered_map<std::string, std::vector<std::string>> tracked;
+    std::unordered_map<std::string, tracked_filters> tracked;
     bool any_fetch = false;
 
     void build_runtime();
@@ -121,8 +126,10 @@ struct backend::impl {
     void on_message_delivered(const hook_runtime& h, const delivery_event& e);
 
     // offline_fetch.cpp
-    void track(const std::string& clientid, const std::string& filter);
-    void untrack(const std::string& clientid, const std::string& filter);
+    void track(const subscription_event& e);
+    void untrack(const subscription_event& e);
+    void untrack_session(const session_event& e);
+    std::size_t tracked_clients();
     std::vector<std::string> tracked_matching(const std::string& clientid, std::string_view topic);
     void push_fetch(const hook_runtime& h, const subscription_event& e);
     void push_retain_lookup(const hook_runtime& h, const subscription_event& e);

@@ -160,18 +160,33 @@ private:
 
 }  // namespace
 
-void backend::impl::track(const std::string& clientid, const std::string& filter) {
+void backend::impl::track(const subscription_event& e) {
     std::lock_guard lock(tracked_mutex);
-    auto& v = tracked[clientid];
-    if (std::find(v.begin(), v.end(), filter) == v.end()) v.push_back(filter);
+    auto& t = tracked[e.client.clientid];
+    if (t.owner != e.owner) {  // an earlier session's filters are not this one's
+        t.owner = e.owner;
+        t.filters.clear();
+    }
+    if (std::find(t.filters.begin(), t.filters.end(), e.topic) == t.filters.end()) t.filters.push_back(e.topic);
 }
 
-void backend::impl::untrack(const std::string& clientid, const std::string& filter) {
+void backend::impl::untrack(const subscription_event& e) {
     std::lock_guard lock(tracked_mutex);
-    auto it = tracked.find(clientid);
-    if (it == tracked.end()) return;
-    std::erase(it->second, filter);
-    if (it->second.empty()) tracked.erase(it);
+    auto it = tracked.find(e.client.clientid);
+    if (it == tracked.end() || it->second.owner != e.owner) return;
+    std::erase(it->second.filters, e.topic);
+    if (it->second.filters.empty()) tracked.erase(it);
+}
+
+void backend::impl::untrack_session(const session_event& e) {
+    std::lock_guard lock(tracked_mutex);
+    // A late event of a replaced session leaves its successor's filters alone.
+    if (auto it = tracked.find(e.clientid); it != tracked.end() && it->second.owner == e.owner) tracked.erase(it);
+}
+
+std::size_t backend::impl::tracked_clients() {
+    std::lock_guard lock(tracked_mutex);
+    return tracked.size();
 }
 
 std::vector<std::string> backend::impl::tracked_matching(const std::string& clientid, std::string_view topic) {
@@ -179,7 +194,7 @@ std::vector<std::string> backend::impl::tracked_matching(const std::string& clie
     std::lock_guard lock(tracked_mutex);
     auto it = tracked.find(clientid);
     if (it == tracked.end()) return out;
-    for (const auto& f : it->second)
+    for (const auto& f : it->second.filters)
         if (mqtt::topic_matches(f, topic)) out.push_back(f);
     return out;
 }
@@ -188,17 +203,20 @@ void backend::impl::push_fetch(const hook_runtime& h, const subscription_event& 
     // Not for shared subscriptions (their messages go to one member of a group) nor QoS 0.
     if (mqtt::parse_shared(e.topic)) return;
     if (e.qos == mqtt::qos::at_most_once) {
-        untrack(e.client.clientid, e.topic);
+        untrack(e);
         return;
     }
-    track(e.client.clientid, e.topic);
+    track(e);
     // A resumed session that subscribes again has been receiving the filter's messages.
     if (e.existed) return;
     h.pool->stream->push(std::make_unique<fetch_op>(broker, *h.pool, e, h.config->offline));
 }
 
 void backend::impl::push_retain_lookup(const hook_runtime& h, const subscription_event& e) {
+    // As the broker does from memory [MQTT-3.3.1-9..11]: never for a shared subscription;
+    // Retain Handling 2: never; 1: only for a new subscription.
     if (mqtt::parse_shared(e.topic)) return;
+    if (e.retain_handling == 2 || (e.retain_handling == 1 && e.existed)) return;
     h.pool->stream->push(std::make_unique<retain_lookup_op>(broker, *h.pool, e));
 }
 

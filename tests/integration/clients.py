@@ -1,7 +1,7 @@
 """Real MQTT clients for the integration tests, each behind a small, blocking API
 with a timeout on every wait:
 
-* PahoClient: the Eclipse paho Python client (MQTT 3.1.1 or 3.1);
+* PahoClient: the Eclipse paho Python client (MQTT 3.1.1, 3.1 or 5.0);
 * MosquittoClients: the mosquitto_pub / mosquitto_sub command-line tools;
 * JsClient: MQTT.js in a node process (js/client.js), driven over stdin/stdout.
 
@@ -71,10 +71,16 @@ def _drain(q: "queue.Queue[Msg]", duration: float) -> list[Msg]:
 # paho
 # ---------------------------------------------------------------------------
 
+def _code(rc) -> int:
+    """A return code as an integer: 5.0 gives paho ReasonCodes objects."""
+    return rc.value if hasattr(rc, "value") else rc
+
+
 class PahoClient:
     """A paho-mqtt 1.6 client on a background network thread.
 
-    protocol: 4 (MQTT 3.1.1, the default) or 3 (MQTT 3.1, "MQIsdp").
+    protocol: 4 (MQTT 3.1.1, the default), 3 (MQTT 3.1, "MQIsdp") or 5 (MQTT 5.0, where
+    clean_session is sent as Clean Start). Reason codes come back as plain integers.
     will: dict(topic=..., payload=..., qos=..., retain=...).
     """
 
@@ -86,9 +92,11 @@ class PahoClient:
         self.broker = broker
         self.client_id = client_id
         self.keepalive = keepalive
-        proto = {4: mqtt.MQTTv311, 3: mqtt.MQTTv31}[protocol]
-        self.c = mqtt.Client(client_id=client_id, clean_session=clean_session, protocol=proto,
-                             reconnect_on_failure=False)
+        proto = {5: mqtt.MQTTv5, 4: mqtt.MQTTv311, 3: mqtt.MQTTv31}[protocol]
+        self.v5 = protocol == 5
+        self.clean_session = clean_session
+        session = {} if self.v5 else {"clean_session": clean_session}  # 5.0: at connect
+        self.c = mqtt.Client(client_id=client_id, protocol=proto, reconnect_on_failure=False, **session)
         if will:
             self.c.will_set(will["topic"], will.get("payload", b""), will.get("qos", 0),
                             will.get("retain", False))
@@ -110,21 +118,21 @@ class PahoClient:
         self.c.on_publish = self._on_publish
         self.c.on_disconnect = self._on_disconnect
 
-    # callbacks (network thread)
-    def _on_connect(self, client, userdata, flags, rc):
+    # callbacks (network thread); 5.0 adds properties (and reason codes as objects)
+    def _on_connect(self, client, userdata, flags, rc, properties=None):
         with self._cond:
-            self._connack = (rc, bool(flags.get("session present", 0)))
+            self._connack = (_code(rc), bool(flags.get("session present", 0)))
             self._cond.notify_all()
 
     def _on_message(self, client, userdata, m):
         self.messages.put(Msg(m.topic, bytes(m.payload), m.qos, bool(m.retain), bool(m.dup)))
 
-    def _on_subscribe(self, client, userdata, mid, granted):
+    def _on_subscribe(self, client, userdata, mid, granted, properties=None):
         with self._cond:
-            self._subacks[mid] = tuple(granted)
+            self._subacks[mid] = tuple(_code(g) for g in granted)
             self._cond.notify_all()
 
-    def _on_unsubscribe(self, client, userdata, mid):
+    def _on_unsubscribe(self, client, userdata, mid, properties=None, reasons=None):
         with self._cond:
             self._unsubacks.add(mid)
             self._cond.notify_all()
@@ -134,8 +142,8 @@ class PahoClient:
             self._published.add(mid)
             self._cond.notify_all()
 
-    def _on_disconnect(self, client, userdata, rc):
-        self.disconnect_rc = rc
+    def _on_disconnect(self, client, userdata, rc, properties=None):
+        self.disconnect_rc = _code(rc)
         self.disconnected.set()
 
     def _wait(self, pred, timeout: float, what: str):
@@ -146,7 +154,10 @@ class PahoClient:
     # API
     def connect(self, timeout: float = 5.0, expect_rc: int | None = 0) -> tuple[int, bool]:
         """Connects; returns (CONNACK return code, session present)."""
-        self.c.connect(self.broker.host, self.broker.port, self.keepalive)
+        if self.v5:
+            self.c.connect(self.broker.host, self.broker.port, self.keepalive, clean_start=self.clean_session)
+        else:
+            self.c.connect(self.broker.host, self.broker.port, self.keepalive)
         self.c.loop_start()
         self._started = True
         self._wait(lambda: self._connack is not None, timeout, "CONNACK")
@@ -155,9 +166,13 @@ class PahoClient:
             assert rc == expect_rc, f"paho {self.client_id!r}: CONNACK rc {rc}, expected {expect_rc}"
         return rc, sp
 
-    def subscribe(self, topic, qos: int = 0, timeout: float = 5.0) -> tuple:
-        """topic: a filter or a list of (filter, qos). Returns the granted QoS tuple."""
-        rc, mid = self.c.subscribe(topic, qos) if isinstance(topic, str) else self.c.subscribe(topic)
+    def subscribe(self, topic, qos: int = 0, timeout: float = 5.0, options=None) -> tuple:
+        """topic: a filter or a list of (filter, qos). Returns the granted QoS tuple.
+        options: 5.0 subscription options (paho.mqtt.subscribeoptions.SubscribeOptions)."""
+        if options is not None:
+            rc, mid = self.c.subscribe(topic, options=options)
+        else:
+            rc, mid = self.c.subscribe(topic, qos) if isinstance(topic, str) else self.c.subscribe(topic)
         assert rc == 0, f"subscribe failed locally: {rc}"
         self._wait(lambda: mid in self._subacks, timeout, "SUBACK")
         return self._subacks[mid]

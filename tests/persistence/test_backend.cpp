@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -413,4 +414,82 @@ TEST_CASE("detach and attach at runtime") {
     e.bus.message_publish({sender, "", {}, {}}, make_msg("unitdetach/a", "2", mqtt::qos::at_least_once, false, sender), nullptr);
     e.settle();
     CHECK(e.scalar("SELECT count(*) FROM mqtt_msg WHERE sender = $1", {sender}) == 1);
+}
+
+TEST_CASE("ack pointers are followed while the session lives: not after its end, and a late end of an earlier session spares its successor") {
+    PGTEST_REQUIRE_DSN(d);
+    env e(d, seed_hooks);
+    const auto t = "unittrack/" + pgtest::unique("t");
+    const client_info c{pgtest::unique("unit_track"), "", {}, {}};
+    // Stand-ins for the broker's sessions: identities only, never followed.
+    const std::array<int, 3> ids{};
+    const auto* s1 = reinterpret_cast<const mqttd::session*>(&ids[0]);
+    const auto* s2 = reinterpret_cast<const mqttd::session*>(&ids[1]);
+    const auto* s3 = reinterpret_cast<const mqttd::session*>(&ids[2]);
+    const auto pointer = [&] { return e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {c.clientid, t}); };
+    const auto row_id = [&](const message_ptr& m) { return e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {m->msgid}); };
+    const auto tracked_before = e.be.stats().tracked_clients;
+
+    e.bus.session_subscribed({c, t, mqtt::qos::at_least_once, false, 0, s1});
+    CHECK(e.be.stats().tracked_clients == tracked_before + 1);
+    auto m1 = make_msg(t, "1", mqtt::qos::at_least_once, false, "p");
+    e.bus.message_publish({"p", "", {}, {}}, m1, nullptr);
+    e.bus.message_acked({c, m1});
+    e.settle();
+    CHECK(pointer() == row_id(m1));
+
+    // The session ended: its acks are no longer followed, and nothing is kept for it.
+    e.bus.session_terminated({c.clientid, s1});
+    CHECK(e.be.stats().tracked_clients == tracked_before);
+    auto m2 = make_msg(t, "2", mqtt::qos::at_least_once, false, "p");
+    e.bus.message_publish({"p", "", {}, {}}, m2, nullptr);
+    e.bus.message_acked({c, m2});
+    e.settle();
+    CHECK(pointer() == row_id(m1));
+
+    // s2 is taken over by s3 (clean start), and s2's end is told late.
+    e.bus.session_subscribed({c, t, mqtt::qos::at_least_once, false, 0, s2});
+    e.bus.session_subscribed({c, t, mqtt::qos::at_least_once, false, 0, s3});
+    e.bus.session_terminated({c.clientid, s2});
+    e.bus.message_acked({c, m2});
+    e.settle();
+    CHECK(pointer() == row_id(m2));
+    e.bus.session_terminated({c.clientid, s3});
+
+    // Many sessions come and go: nothing stays behind.
+    for (int i = 0; i < 300; ++i) {
+        const client_info other{c.clientid + "_" + std::to_string(i), "", {}, {}};
+        e.bus.session_subscribed({other, t + "/+", mqtt::qos::exactly_once, false, 0, s1});
+        e.bus.session_subscribed({other, t + "/#", mqtt::qos::at_least_once, false, 0, s1});
+    }
+    CHECK(e.be.stats().tracked_clients == tracked_before + 300);
+    for (int i = 0; i < 300; ++i) e.bus.session_terminated({c.clientid + "_" + std::to_string(i), s1});
+    CHECK(e.be.stats().tracked_clients == tracked_before);
+    e.settle();
+}
+
+TEST_CASE("retain lookup honours Retain Handling: 2 never, 1 only for a new subscription") {
+    PGTEST_REQUIRE_DSN(d);
+    env e(d, seed_hooks);
+    const auto t = "unitrh/" + pgtest::unique("rh");
+    e.bus.message_publish({"p", "", {}, {}}, make_msg(t, "kept", mqtt::qos::at_least_once, true, "p"), nullptr);
+    e.settle();
+    const client_info sub{pgtest::unique("unit_rh"), "", {}, {}};
+    auto retained_deliveries = [&] {
+        std::size_t n = 0;
+        for (const auto& dl : e.broker.take()) n += dl.retained ? dl.msgs.size() : 0;
+        return n;
+    };
+    e.bus.session_subscribed({sub, t, mqtt::qos::at_most_once, false, 2});
+    e.settle();
+    CHECK(retained_deliveries() == 0);
+    e.bus.session_subscribed({sub, t, mqtt::qos::at_most_once, true, 1});
+    e.settle();
+    CHECK(retained_deliveries() == 0);
+    e.bus.session_subscribed({sub, t, mqtt::qos::at_most_once, false, 1});
+    e.settle();
+    CHECK(retained_deliveries() == 1);
+    e.bus.session_subscribed({sub, t, mqtt::qos::at_most_once, true, 0});
+    e.settle();
+    CHECK(retained_deliveries() == 1);
 }
