@@ -260,6 +260,7 @@ backend_stats backend::stats() const {
         out.refused += s.refused;
         out.abandoned += s.abandoned;
         out.batches += s.batches;
+        out.grouped += s.grouped;
         out.pending += s.pending;
     }
     out.tracked_clients = impl_->tracked_clients();

@@ -76,7 +76,7 @@ private:
 // A read for one subscription, whose rows go to the subscribing client.
 class subscription_read : public stream_op {
 protected:
-    subscription_read(broker_api& b, const pool_runtime& p, const subscription_event& e)
+    subscription_read(broker_api& b, pool_runtime& p, const subscription_event& e)
         : broker_(b), pool_(p), clientid_(e.client.clientid), filter_(e.topic), qos_(e.qos),
           cond_(filter_condition(e.topic)) {}
     std::string describe_as(std::string_view function) const {
@@ -84,7 +84,7 @@ protected:
     }
 
     broker_api& broker_;
-    const pool_runtime& pool_;
+    pool_runtime& pool_;
     std::string clientid_, filter_;
     mqtt::qos qos_;
     topic_condition cond_;
@@ -92,7 +92,7 @@ protected:
 
 class retain_lookup_op final : public subscription_read {
 public:
-    retain_lookup_op(broker_api& b, const pool_runtime& p, const subscription_event& e) : subscription_read(b, p, e) {}
+    retain_lookup_op(broker_api& b, pool_runtime& p, const subscription_event& e) : subscription_read(b, p, e) {}
     void build(pg::batch& b) const override {
         if (cond_.exact)
             b.execute(sql::retain_lookup_exact, {filter_});
@@ -110,7 +110,7 @@ public:
 
 class fetch_op final : public subscription_read {
 public:
-    fetch_op(broker_api& b, const pool_runtime& p, const subscription_event& e, const conf::offline_limits& lim)
+    fetch_op(broker_api& b, pool_runtime& p, const subscription_event& e, const conf::offline_limits& lim)
         : subscription_read(b, p, e), subscribed_at_(sql::timestamp_text(std::chrono::system_clock::now())) {
         if (lim.time_range) range_ = sql::interval_text(*lim.time_range);
         if (lim.max_returned_count) limit_ = static_cast<std::int64_t>(std::min<std::uint64_t>(*lim.max_returned_count, INT64_MAX));
@@ -134,6 +134,8 @@ public:
         const auto& rows = r[1].rows;
         if (rows.empty()) return;
         const auto msgs = messages_of(rows, 1, pool_.schema.msg_payload, false);
+        for (std::size_t i = 0; i < rows.size(); ++i)  // for the acks of these messages
+            if (auto id = rows.get_int(i, 0)) pool_.ids.add(rows.get(i, 1), *id);
         log::debug("pgsql: {} unread messages for client {} on {}", msgs.size(), clientid_, filter_);
         broker_.deliver(clientid_, msgs, qos_, false);
     }
@@ -143,19 +145,6 @@ private:
     std::string subscribed_at_;
     std::optional<std::string> range_;
     std::optional<std::int64_t> limit_;
-};
-
-class ack_op final : public stream_op {
-public:
-    ack_op(std::string clientid, std::string filter, std::string msgid)
-        : clientid_(std::move(clientid)), filter_(std::move(filter)), msgid_(std::move(msgid)) {}
-    void build(pg::batch& b) const override { b.execute(sql::ack_advance, {clientid_, filter_, msgid_}); }
-    std::string describe() const override {
-        return fmt::format("on_message_acked (client {}, filter {}, msgid {})", clientid_, filter_, msgid_);
-    }
-
-private:
-    std::string clientid_, filter_, msgid_;
 };
 
 }  // namespace
@@ -226,7 +215,7 @@ void backend::impl::push_subscription_lookup(const hook_runtime& h, const client
 
 void backend::impl::push_ack(const hook_runtime& h, const std::string& clientid, const std::string& filter,
                              const std::string& msgid) {
-    h.pool->stream->push(std::make_unique<ack_op>(clientid, filter, msgid));
+    h.pool->stream->push(ack_advance(*h.pool, clientid, filter, msgid));
 }
 
 }  // namespace mqttd::persistence
