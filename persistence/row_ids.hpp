@@ -15,7 +15,7 @@ namespace mqttd::persistence {
 
 class row_ids {
 public:
-    explicit row_ids(std::size_t generation_size = 1 << 16) : generation_size_(generation_size) {}
+    explicit row_ids(std::size_t generation_size = 1 << 14) : generation_size_(generation_size) {}
 
     void add(std::string_view msgid, std::int64_t id);
     std::optional<std::int64_t> find(std::string_view msgid) const;
