@@ -158,12 +158,18 @@ TEST_CASE("rows are written in order, many per round trip") {
 
 TEST_CASE("a failing row fails alone: logged once with its SQLSTATE, the others committed in order") {
     PGTEST_REQUIRE_DSN(d);
-    fixture f(d, 1000, 20ms);
+    bool grouped = false;
+    SUBCASE("one statement per row") {}
+    SUBCASE("grouped rows") { grouped = true; }
+    // A long delay: the rows land in one batch, however slowly they are pushed.
+    fixture f(d, 1000, 300ms);
     f.stream->start();
     std::atomic<int> done{0}, failed{0};
     const int n = 100;
-    for (int i = 0; i < n; ++i)
-        f.stream->push(std::make_unique<row_op>(f.table, i, i == 50 ? -1 : i, &done, &failed));
+    auto row = [&](int i, int v) {
+        return grouped ? grouped_row(f.table, i, v, &done, &failed) : std::make_unique<row_op>(f.table, i, v, &done, &failed);
+    };
+    for (int i = 0; i < n; ++i) f.stream->push(row(i, i == 50 ? -1 : i));
     REQUIRE(wait_until([&] { return done.load() + failed.load() == n; }));
     CHECK(done.load() == n - 1);
     CHECK(failed.load() == 1);
@@ -171,21 +177,35 @@ TEST_CASE("a failing row fails alone: logged once with its SQLSTATE, the others 
     want.erase(want.begin() + 50);
     CHECK(f.seqs_in_id_order() == want);
     CHECK(f.stream->stats().failed == 1);
+    CHECK(f.stream->stats().grouped == 0);  // that batch was written row by row
     CHECK(f.error_logs() == 1);
-    std::lock_guard lock(f.log_mutex);
-    bool found = false;
-    for (const auto& [l, t] : f.logs) found |= t.find("row 50") != std::string::npos && t.find("23514") != std::string::npos;
-    CHECK(found);
+    {
+        std::lock_guard lock(f.log_mutex);
+        bool found = false;
+        for (const auto& [l, t] : f.logs) found |= t.find("row 50") != std::string::npos && t.find("23514") != std::string::npos;
+        CHECK(found);
+    }
+    if (grouped) {  // the next batch is grouped again
+        for (int i = n; i < 2 * n; ++i) f.stream->push(row(i, i));
+        REQUIRE(wait_until([&] { return done.load() + failed.load() == 2 * n; }));
+        CHECK(f.stream->stats().grouped == static_cast<std::uint64_t>(n));
+    }
 }
 
 TEST_CASE("many failing rows: the batch ends up written row by row, every good row committed") {
     PGTEST_REQUIRE_DSN(d);
+    bool grouped = false;
+    SUBCASE("one statement per row") {}
+    SUBCASE("grouped rows") { grouped = true; }
     fixture f(d, 1000, 20ms);
     f.stream->start();
     std::atomic<int> done{0}, failed{0};
     const int n = 200;
-    for (int i = 0; i < n; ++i)
-        f.stream->push(std::make_unique<row_op>(f.table, i, i % 10 == 3 ? -1 : i, &done, &failed));
+    for (int i = 0; i < n; ++i) {
+        const int v = i % 10 == 3 ? -1 : i;
+        f.stream->push(grouped ? grouped_row(f.table, i, v, &done, &failed)
+                               : std::make_unique<row_op>(f.table, i, v, &done, &failed));
+    }
     REQUIRE(wait_until([&] { return done.load() + failed.load() == n; }));
     CHECK(failed.load() == 20);
     CHECK(done.load() == 180);
@@ -428,28 +448,6 @@ TEST_CASE("grouped operations: one statement per group for many rows, in order, 
     CHECK(st.grouped == 400);
     CHECK(st.batches == 1);
     f.admin.sql("DROP TABLE " + other);
-}
-
-TEST_CASE("grouped operations: a failing row fails alone, logged once; the next batch is grouped again") {
-    PGTEST_REQUIRE_DSN(d);
-    fixture f(d, 1000, 300ms);
-    f.stream->start();
-    std::atomic<int> done{0}, failed{0};
-    const int n = 100;
-    for (int i = 0; i < n; ++i) f.stream->push(grouped_row(f.table, i, i == 50 ? -1 : i, &done, &failed));
-    REQUIRE(wait_until([&] { return done.load() + failed.load() == n; }));
-    CHECK(done.load() == n - 1);
-    CHECK(failed.load() == 1);
-    auto want = iota(n);
-    want.erase(want.begin() + 50);
-    CHECK(f.seqs_in_id_order() == want);
-    CHECK(f.stream->stats().failed == 1);
-    CHECK(f.stream->stats().grouped == 0);  // that batch was written row by row
-    CHECK(f.error_logs() == 1);
-
-    for (int i = n; i < 2 * n; ++i) f.stream->push(grouped_row(f.table, i, i, &done, &failed));
-    REQUIRE(wait_until([&] { return done.load() + failed.load() == 2 * n; }));
-    CHECK(f.stream->stats().grouped == static_cast<std::uint64_t>(n));
 }
 
 TEST_CASE("a batch takes no more operations than batch_bytes allow, one at least") {
