@@ -78,16 +78,6 @@ void raise_descriptor_limit() {
     if (::setrlimit(RLIMIT_NOFILE, &r) != 0) mqttd::log::warning("cannot raise the open file limit");
 }
 
-mqttd::log::level log_level_from(conf::log_level l) {
-    switch (l) {
-        case conf::log_level::debug: return mqttd::log::level::debug;
-        case conf::log_level::info: return mqttd::log::level::info;
-        case conf::log_level::warning: return mqttd::log::level::warning;
-        case conf::log_level::error: return mqttd::log::level::error;
-    }
-    return mqttd::log::level::info;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -116,7 +106,7 @@ int main(int argc, char** argv) {
     conf::backend_settings backend_settings;
     try {
         auto settings = conf::load_settings(files, hostname());
-        mqttd::log::threshold = log_level_from(settings.broker.log);
+        mqttd::log::threshold = mqttd::log::level_of(settings.broker.log);
         options = broker_options_from(settings.broker);
         backend_settings = std::move(settings.backend);
         // The backend serves retained messages on SUBSCRIBE from PostgreSQL: the broker

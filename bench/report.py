@@ -307,8 +307,8 @@ def write_markdown(path: pathlib.Path, results, scenarios, copy, unavailable, in
                 f"{copy['rows']:,} rows shaped like the p2p scenario's (28-character msgid, 64-byte payload), "
                 f"into the empty table with its indexes, one transaction, timed from psql's start to its end: "
                 f"**{copy['rows_per_s']:,.0f} rows/s** (median of {len(copy['runs'])}). This is the physical limit "
-                "for the persisted rates: the backend writes the same rows (plus, per delivery, the "
-                "`mqtt_acked` upsert of `on_message_acked`).", ""]
+                "for the persisted rates: the backend writes the same rows (plus the acks of "
+                "`on_message_acked`: an `mqtt_acked` upsert per pointer and batch).", ""]
     out += ["## Scenarios", ""]
     for sc in scenarios:
         extra = "".join(f"; {b}: `{' '.join(a)}`" for b, a in sc.extra_args.items())

@@ -31,8 +31,12 @@ constexpr auto shutdown_grace = std::chrono::seconds(3);
 broker::broker(broker_options opts)
     : opts_(std::move(opts)),
       router_(tree_, stats_),
-      sessions_([this](const session_ptr& s) { tree_.unsubscribe_all(s); },
-                [this](const message_ptr& will) { publish_will(will); }) {
+      sessions_(
+          [this](const session_ptr& s) {
+              tree_.unsubscribe_all(s);
+              hooks_.session_terminated({s->clientid(), s.get()});
+          },
+          [this](const message_ptr& will) { publish_will(will); }) {
     auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
@@ -157,9 +161,10 @@ void broker::publish_will(const message_ptr& due) {
         m->expires_at = std::chrono::steady_clock::now() + std::chrono::seconds(*expiry);
         will = std::move(m);
     }
+    // The hook first, as for any publish: its row is queued before a subscriber can ack.
+    hooks_.message_publish(client_info{will->sender, will->username, mqtt::protocol_version::v5, {}}, will, nullptr);
     if (will->retain) retained_.set(will);
     router_.route(will, nullptr);
-    hooks_.message_publish(client_info{will->sender, will->username, mqtt::protocol_version::v5, {}}, will, nullptr);
 }
 
 void broker::hand_over_shared(const session_ptr& from) {
@@ -189,7 +194,9 @@ bool broker::subscribe(const std::string& clientid, const std::vector<mqtt::subs
     client_info who{clientid, {}, mqtt::protocol_version::v311, {}};
     for (const auto& sub : subs) {
         auto r = add_subscription(s, sub, 0, false);
-        if (r.reason < 0x80) hooks_.session_subscribed({who, sub.filter, static_cast<mqtt::qos>(r.reason), r.existed});
+        if (r.reason < 0x80)
+            hooks_.session_subscribed(
+                {who, sub.filter, static_cast<mqtt::qos>(r.reason), r.existed, sub.options.retain_handling, s.get()});
     }
     return true;
 }

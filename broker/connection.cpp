@@ -476,18 +476,13 @@ void connection::on_publish(mqtt::publish& p) {
 
     stats::bump(broker_.counters().messages_received);
     stats::bump(broker_.counters().publish_received);
-    // Clients may not publish into the broker's own $SYS tree.
-    if (!msg->topic.starts_with("$SYS")) {
-        if (msg->retain) broker_.retained().set(msg);
-        broker_.router().route(msg, session_.get());
-    }
-
+    // The message.publish hook before routing: what a handler queues for the message (its
+    // row) comes before anything a subscriber's acknowledgement of it can queue.
+    const bool held = p.qos != mqtt::qos::at_most_once && broker_.hooks().has(hookpoint::message_publish);
     if (p.qos == mqtt::qos::at_most_once) {
         broker_.hooks().message_publish(client_, msg, nullptr);
-        return;
-    }
-    auto released = std::make_shared<bool>(false);
-    if (broker_.hooks().has(hookpoint::message_publish)) {
+    } else if (held) {
+        auto released = std::make_shared<bool>(false);
         auto hold = std::make_shared<publish_token>(
             [weak = weak_from_this(), released, ex = executor()] {
                 asio::post(ex, [weak, released] {
@@ -497,10 +492,13 @@ void connection::on_publish(mqtt::publish& p) {
             });
         queue_ack(p.packet_id, type, released);
         broker_.hooks().message_publish(client_, msg, hold);
-    } else {
-        *released = true;
-        queue_ack(p.packet_id, type, released);
     }
+    // Clients may not publish into the broker's own $SYS tree.
+    if (!msg->topic.starts_with("$SYS")) {
+        if (msg->retain) broker_.retained().set(msg);
+        broker_.router().route(msg, session_.get());
+    }
+    if (p.qos != mqtt::qos::at_most_once && !held) queue_ack(p.packet_id, type, std::make_shared<bool>(true));
 }
 
 void connection::queue_ack(std::uint16_t id, mqtt::packet_type type, const std::shared_ptr<bool>& released,
@@ -581,7 +579,9 @@ void connection::on_subscribe(const mqtt::subscribe& s) {
     for (const auto& sub : s.subscriptions) {
         auto r = broker_.add_subscription(session_, sub, sub_id, v5());
         ack.reasons.push_back(v5() || r.reason < 0x80 ? r.reason : 0x80);
-        if (r.reason < 0x80) events.push_back({client_, sub.filter, static_cast<mqtt::qos>(r.reason), r.existed});
+        if (r.reason < 0x80)
+            events.push_back({client_, sub.filter, static_cast<mqtt::qos>(r.reason), r.existed,
+                              sub.options.retain_handling, session_.get()});
     }
     for (auto r : ack.reasons) {
         if (r < 0x80) continue;
@@ -602,7 +602,7 @@ void connection::on_unsubscribe(const mqtt::unsubscribe& u) {
         if (v5())
             ack.reasons.push_back(static_cast<std::uint8_t>(existed ? reason_code::success
                                                                     : reason_code::no_subscription_existed));
-        if (existed) events.push_back({client_, f, mqtt::qos::at_most_once, true});
+        if (existed) events.push_back({client_, f, mqtt::qos::at_most_once, true, 0, session_.get()});
     }
     send(ack);
     for (const auto& e : events) broker_.hooks().session_unsubscribed(e);

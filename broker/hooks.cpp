@@ -18,6 +18,7 @@ template hook_bus::handle hook_bus::attach(hookpoint, client_handler);
 template hook_bus::handle hook_bus::attach(hookpoint, subscription_handler);
 template hook_bus::handle hook_bus::attach(hookpoint, publish_handler);
 template hook_bus::handle hook_bus::attach(hookpoint, delivery_handler);
+template hook_bus::handle hook_bus::attach(hookpoint, session_handler);
 
 void hook_bus::detach(handle h) {
     std::lock_guard lock(mutex_);

@@ -15,6 +15,8 @@
 
 namespace mqttd {
 
+class session;
+
 struct client_info {
     std::string clientid;
     std::string username;
@@ -31,6 +33,19 @@ struct subscription_event {
     // The session already had this subscription (a resumed session subscribing again):
     // it has been receiving the filter's messages all along.
     bool existed = false;
+    // The subscription's Retain Handling option (MQTT 5.0, 3.8.3.1): 0 send the retained
+    // messages, 1 only if the subscription did not exist, 2 do not send them.
+    std::uint8_t retain_handling = 0;
+    // The session that (un)subscribed, to tell it from an earlier or later session of the
+    // same client id: an identity, to be compared and never followed.
+    const session* owner = nullptr;
+};
+
+// session.terminated: a session ended (its subscriptions are gone), whether with its
+// connection, at its expiry or replaced by a clean start.
+struct session_event {
+    std::string clientid;
+    const session* owner = nullptr;  // as in subscription_event
 };
 
 struct delivery_event {
@@ -77,6 +92,7 @@ enum class hookpoint : std::uint8_t {
     message_publish,
     message_acked,
     message_delivered,
+    session_terminated,
 };
 
 class hook_bus {
@@ -86,6 +102,7 @@ public:
     // `hold` may be copied and kept to delay the publisher's acknowledgement.
     using publish_handler = std::function<void(const client_info&, const message_ptr&, const publish_hold& hold)>;
     using delivery_handler = std::function<void(const delivery_event&)>;
+    using session_handler = std::function<void(const session_event&)>;
     using handle = std::uint64_t;
 
     handle on_client_connected(client_handler h) { return attach(hookpoint::client_connected, std::move(h)); }
@@ -95,6 +112,7 @@ public:
     handle on_message_publish(publish_handler h) { return attach(hookpoint::message_publish, std::move(h)); }
     handle on_message_acked(delivery_handler h) { return attach(hookpoint::message_acked, std::move(h)); }
     handle on_message_delivered(delivery_handler h) { return attach(hookpoint::message_delivered, std::move(h)); }
+    handle on_session_terminated(session_handler h) { return attach(hookpoint::session_terminated, std::move(h)); }
     void detach(handle h);
 
     bool has(hookpoint p) const;
@@ -108,9 +126,11 @@ public:
     }
     void message_acked(const delivery_event& e) const { emit<delivery_handler>(hookpoint::message_acked, e); }
     void message_delivered(const delivery_event& e) const { emit<delivery_handler>(hookpoint::message_delivered, e); }
+    void session_terminated(const session_event& e) const { emit<session_handler>(hookpoint::session_terminated, e); }
 
 private:
-    using any_handler = std::variant<client_handler, subscription_handler, publish_handler, delivery_handler>;
+    using any_handler =
+        std::variant<client_handler, subscription_handler, publish_handler, delivery_handler, session_handler>;
     struct entry {
         handle id;
         hookpoint point;

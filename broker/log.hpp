@@ -12,6 +12,21 @@ enum class level : int { debug = 0, info, warning, error };
 
 inline std::atomic<level> threshold{level::info};
 
+inline bool enabled(level l) noexcept { return threshold.load(std::memory_order_relaxed) <= l; }
+
+// The level of the same name in another enum of these four names (the configuration's,
+// the PostgreSQL layer's).
+template <class Level>
+constexpr level level_of(Level l) noexcept {
+    switch (l) {
+        case Level::debug: return level::debug;
+        case Level::info: return level::info;
+        case Level::warning: return level::warning;
+        case Level::error: return level::error;
+    }
+    return level::error;
+}
+
 void write(level l, std::string_view text);
 
 template <class... Args>

@@ -19,7 +19,7 @@ namespace mqttd {
 
 class session_registry {
 public:
-    // Called (outside the registry's lock) for every session that ends, so its
+    // Called (outside the registry's lock) once for every session that ends, so its
     // subscriptions can be removed from the topic tree.
     // `publish_will` publishes a will that is due (outside the registry's lock).
     session_registry(std::function<void(const session_ptr&)> on_end, std::function<void(const message_ptr&)> publish_will)

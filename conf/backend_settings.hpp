@@ -46,7 +46,7 @@ struct backend_settings {
     ack_mode publish_ack = ack_mode::after_commit;
     std::uint64_t max_pending = 100'000;            // rows queued for writing
     std::uint64_t max_pending_bytes = 256ull << 20;  // and their bytes
-    std::uint32_t batch_size = 1000;
+    std::uint32_t batch_size = 4000;
     std::chrono::milliseconds batch_delay = std::chrono::milliseconds(2);
     std::vector<hook> hooks;  // by hookpoint, then by number
 

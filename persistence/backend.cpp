@@ -15,12 +15,8 @@ namespace mqttd::persistence {
 namespace asio = boost::asio;
 
 void backend_log(pg::log_level l, std::string_view text) {
-    switch (l) {
-    case pg::log_level::debug: log::debug("pgsql {}", text); break;
-    case pg::log_level::info: log::info("pgsql {}", text); break;
-    case pg::log_level::warning: log::warning("pgsql {}", text); break;
-    case pg::log_level::error: log::error("pgsql {}", text); break;
-    }
+    const auto level = log::level_of(l);
+    if (log::enabled(level)) log::write(level, fmt::format("pgsql {}", text));
 }
 
 bool serves_retained(const conf::backend_settings& settings) {
@@ -143,9 +139,10 @@ void backend::impl::attach_handlers() {
         }
     }
     if (any_fetch) {
-        // Unsubscribing ends the tracking of a filter's ack pointer.
-        handles.push_back(hooks.on_session_unsubscribed(
-            [this](const subscription_event& e) { untrack(e.client.clientid, e.topic); }));
+        // Unsubscribing ends the tracking of a filter's ack pointer; the end of the session
+        // that of all its filters.
+        handles.push_back(hooks.on_session_unsubscribed([this](const subscription_event& e) { untrack(e); }));
+        handles.push_back(hooks.on_session_terminated([this](const session_event& e) { untrack_session(e); }));
     }
 }
 
@@ -263,8 +260,10 @@ backend_stats backend::stats() const {
         out.refused += s.refused;
         out.abandoned += s.abandoned;
         out.batches += s.batches;
+        out.grouped += s.grouped;
         out.pending += s.pending;
     }
+    out.tracked_clients = impl_->tracked_clients();
     return out;
 }
 

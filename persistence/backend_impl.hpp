@@ -23,6 +23,8 @@
 #include "persistence/backend.hpp"
 #include "persistence/payload_codec.hpp"
 #include "persistence/pg_pool.hpp"
+#include "persistence/row_ids.hpp"
+#include "persistence/statements.hpp"
 #include "persistence/write_stream.hpp"
 
 namespace mqttd::persistence {
@@ -32,6 +34,7 @@ struct pool_schema {
     payload_column msg_payload = payload_column::text;
     payload_column retain_payload = payload_column::text;
     bool msgid_unique = false;
+    sql::msg_column_types msg_types;
     // SQL action statement name -> per parameter: declared bytea by the server.
     std::unordered_map<std::string, std::vector<bool>> bytea_params;
 };
@@ -59,6 +62,7 @@ struct pool_runtime {
     std::vector<action_statement> actions;
     pool_schema schema;
     bool prepared = false;  // statements registered
+    row_ids ids;            // of the messages this pool wrote or read lately (executor only)
 };
 
 // One configured hook, bound to its pool.
@@ -101,10 +105,15 @@ struct backend::impl {
     bool started = false;
     std::atomic<bool> stopped{false};
 
-    // Subscription filters each client has with an on_message_fetch hook (QoS > 0):
-    // on_message_acked moves the ack pointer of every one of them that matches.
+    // Subscription filters each client's session has with an on_message_fetch hook
+    // (QoS > 0): on_message_acked moves the ack pointer of every one of them that matches.
+    // Dropped when the session ends, or when a later session of the client subscribes.
+    struct tracked_filters {
+        const session* owner = nullptr;
+        std::vector<std::string> filters;
+    };
     std::mutex tracked_mutex;
-    std::unordered_map<std::string, std::vector<std::string>> tracked;
+    std::unordered_map<std::string, tracked_filters> tracked;
     bool any_fetch = false;
 
     void build_runtime();
@@ -121,8 +130,10 @@ struct backend::impl {
     void on_message_delivered(const hook_runtime& h, const delivery_event& e);
 
     // offline_fetch.cpp
-    void track(const std::string& clientid, const std::string& filter);
-    void untrack(const std::string& clientid, const std::string& filter);
+    void track(const subscription_event& e);
+    void untrack(const subscription_event& e);
+    void untrack_session(const session_event& e);
+    std::size_t tracked_clients();
     std::vector<std::string> tracked_matching(const std::string& clientid, std::string_view topic);
     void push_fetch(const hook_runtime& h, const subscription_event& e);
     void push_retain_lookup(const hook_runtime& h, const subscription_event& e);
@@ -137,6 +148,14 @@ struct backend::impl {
     // Keeps a publish's hold according to publish_ack; ops without a hold may be refused.
     void keep_hold(stream_op& op, const publish_hold& hold, write_stream& s) const;
 };
+
+// message_rows.cpp: an mqtt_msg row (`function`: the hook's function, for log lines), and
+// the move of an ack pointer to the row of `msgid`.
+op_ptr message_insert(pool_runtime& p, message_ptr m, std::string_view function);
+op_ptr ack_advance(pool_runtime& p, const std::string& clientid, const std::string& filter, const std::string& msgid);
+
+// functions.cpp: a payload as the column wants it, raw bytes (bytea) or the text rule.
+pg::param payload_param(std::string_view bytes, payload_column col, std::string& scratch);
 
 // schema.cpp: probes the server once connected and registers the pool's statements.
 boost::asio::awaitable<std::error_code> set_up_pool(pool_runtime& p);

@@ -15,12 +15,6 @@ std::int64_t epoch_ms(std::chrono::system_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-// The payload as the column wants it: raw bytes (bytea) or the text rule.
-pg::param payload_param(std::string_view bytes, payload_column col, std::string& scratch) {
-    if (col == payload_column::bytea) return pg::param::binary(bytes);
-    return pg::param(payload_to_text(bytes, scratch));
-}
-
 class client_connected_op final : public stream_op {
 public:
     client_connected_op(const client_info& c, const std::string& node)
@@ -41,31 +35,6 @@ public:
 
 private:
     std::string clientid_, at_;
-};
-
-// on_message_publish / on_message_store: one mqtt_msg row.
-class message_insert_op final : public stream_op {
-public:
-    message_insert_op(const pool_runtime& p, message_ptr m, std::string_view fn)
-        : pool_(p), msg_(std::move(m)), at_(sql::timestamp_text(msg_->timestamp)), fn_(fn) {
-        bytes = 128 + msg_->topic.size() + msg_->payload.size() * 2;
-    }
-    void build(pg::batch& b) const override {
-        std::string scratch;
-        const auto& m = *msg_;
-        b.execute(sql::message_insert,
-                  {m.msgid, m.sender, m.topic, static_cast<int>(m.qos), m.retain ? 1 : 0,
-                   payload_param(m.payload.view(), pool_.schema.msg_payload, scratch), at_});
-    }
-    std::string describe() const override {
-        return fmt::format("{} (topic {}, msgid {})", fn_, msg_->topic, msg_->msgid);
-    }
-
-private:
-    const pool_runtime& pool_;
-    message_ptr msg_;
-    std::string at_;
-    std::string_view fn_;
 };
 
 class retain_upsert_op final : public stream_op {
@@ -117,6 +86,11 @@ std::shared_ptr<event_vars> vars_of(const client_info& c, const message_ptr& m) 
 }
 
 }  // namespace
+
+pg::param payload_param(std::string_view bytes, payload_column col, std::string& scratch) {
+    if (col == payload_column::bytea) return pg::param::binary(bytes);
+    return pg::param(payload_to_text(bytes, scratch));
+}
 
 void backend::impl::keep_hold(stream_op& op, const publish_hold& hold, write_stream& s) const {
     if (!hold) {
@@ -185,10 +159,10 @@ void backend::impl::on_message_publish(const hook_runtime& h, const client_info&
     case conf::hook_function::on_message_publish:
         // QoS 1/2, and not the deletion of a retained message.
         if (m->qos != mqtt::qos::at_most_once && !(m->retain && empty))
-            op = std::make_unique<message_insert_op>(*h.pool, m, "on_message_publish");
+            op = message_insert(*h.pool, m, "on_message_publish");
         break;
     case conf::hook_function::on_message_store:
-        if (!(m->retain && empty)) op = std::make_unique<message_insert_op>(*h.pool, m, "on_message_store");
+        if (!(m->retain && empty)) op = message_insert(*h.pool, m, "on_message_store");
         break;
     case conf::hook_function::on_message_retain:
         if (m->retain && !empty) op = std::make_unique<retain_upsert_op>(*h.pool, m);

@@ -26,6 +26,25 @@ std::string payload_of(const pg::rowset& rows, std::size_t row, std::size_t col,
     return payload_from_text(rows.get(row, col));
 }
 
+// Rows of (msgid, sender, topic, qos, payload), from column `first` on, as messages.
+std::vector<message_ptr> messages_of(const pg::rowset& rows, std::size_t first, payload_column kind, bool retain) {
+    std::vector<message_ptr> msgs;
+    msgs.reserve(rows.size());
+    const auto now = std::chrono::system_clock::now();
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        auto m = std::make_shared<message>();
+        m->msgid = rows.get(i, first);
+        m->sender = rows.get(i, first + 1);
+        m->topic = rows.get(i, first + 2);
+        m->qos = qos_of(rows.get_int(i, first + 3));
+        m->payload = mqtt::shared_payload(payload_of(rows, i, first + 4, kind));
+        m->retain = retain;
+        m->timestamp = now;
+        msgs.push_back(std::move(m));
+    }
+    return msgs;
+}
+
 class subscription_lookup_op final : public stream_op {
 public:
     subscription_lookup_op(broker_api& b, std::string clientid) : broker_(b), clientid_(std::move(clientid)) {}
@@ -54,11 +73,26 @@ private:
     std::string clientid_;
 };
 
-class retain_lookup_op final : public stream_op {
-public:
-    retain_lookup_op(broker_api& b, const pool_runtime& p, const subscription_event& e)
+// A read for one subscription, whose rows go to the subscribing client.
+class subscription_read : public stream_op {
+protected:
+    subscription_read(broker_api& b, pool_runtime& p, const subscription_event& e)
         : broker_(b), pool_(p), clientid_(e.client.clientid), filter_(e.topic), qos_(e.qos),
           cond_(filter_condition(e.topic)) {}
+    std::string describe_as(std::string_view function) const {
+        return fmt::format("{} (client {}, filter {})", function, clientid_, filter_);
+    }
+
+    broker_api& broker_;
+    pool_runtime& pool_;
+    std::string clientid_, filter_;
+    mqtt::qos qos_;
+    topic_condition cond_;
+};
+
+class retain_lookup_op final : public subscription_read {
+public:
+    retain_lookup_op(broker_api& b, pool_runtime& p, const subscription_event& e) : subscription_read(b, p, e) {}
     void build(pg::batch& b) const override {
         if (cond_.exact)
             b.execute(sql::retain_lookup_exact, {filter_});
@@ -66,41 +100,18 @@ public:
             b.execute(sql::retain_lookup_wild, {cond_.like, cond_.regex});
     }
     void done(std::span<pg::step_result> r) override {
-        // (topic, msgid, sender, qos, payload)
+        // (msgid, sender, topic, qos, payload)
         const auto& rows = r[0].rows;
         if (rows.empty()) return;
-        std::vector<message_ptr> msgs;
-        const auto now = std::chrono::system_clock::now();
-        for (std::size_t i = 0; i < rows.size(); ++i) {
-            auto m = std::make_shared<message>();
-            m->topic = rows.get(i, 0);
-            m->msgid = rows.get(i, 1);
-            m->sender = rows.get(i, 2);
-            m->qos = qos_of(rows.get_int(i, 3));
-            m->payload = mqtt::shared_payload(payload_of(rows, i, 4, pool_.schema.retain_payload));
-            m->retain = true;
-            m->timestamp = now;
-            msgs.push_back(std::move(m));
-        }
-        broker_.deliver(clientid_, msgs, qos_, true);
+        broker_.deliver(clientid_, messages_of(rows, 0, pool_.schema.retain_payload, true), qos_, true);
     }
-    std::string describe() const override {
-        return fmt::format("on_retain_lookup (client {}, filter {})", clientid_, filter_);
-    }
-
-private:
-    broker_api& broker_;
-    const pool_runtime& pool_;
-    std::string clientid_, filter_;
-    mqtt::qos qos_;
-    topic_condition cond_;
+    std::string describe() const override { return describe_as("on_retain_lookup"); }
 };
 
-class fetch_op final : public stream_op {
+class fetch_op final : public subscription_read {
 public:
-    fetch_op(broker_api& b, const pool_runtime& p, const subscription_event& e, const conf::offline_limits& lim)
-        : broker_(b), pool_(p), clientid_(e.client.clientid), filter_(e.topic), qos_(e.qos),
-          cond_(filter_condition(e.topic)), subscribed_at_(sql::timestamp_text(std::chrono::system_clock::now())) {
+    fetch_op(broker_api& b, pool_runtime& p, const subscription_event& e, const conf::offline_limits& lim)
+        : subscription_read(b, p, e), subscribed_at_(sql::timestamp_text(std::chrono::system_clock::now())) {
         if (lim.time_range) range_ = sql::interval_text(*lim.time_range);
         if (lim.max_returned_count) limit_ = static_cast<std::int64_t>(std::min<std::uint64_t>(*lim.max_returned_count, INT64_MAX));
     }
@@ -122,64 +133,49 @@ public:
         // (id, msgid, sender, topic, qos, payload), oldest first
         const auto& rows = r[1].rows;
         if (rows.empty()) return;
-        std::vector<message_ptr> msgs;
-        msgs.reserve(rows.size());
-        const auto now = std::chrono::system_clock::now();
-        for (std::size_t i = 0; i < rows.size(); ++i) {
-            auto m = std::make_shared<message>();
-            m->msgid = rows.get(i, 1);
-            m->sender = rows.get(i, 2);
-            m->topic = rows.get(i, 3);
-            m->qos = qos_of(rows.get_int(i, 4));
-            m->payload = mqtt::shared_payload(payload_of(rows, i, 5, pool_.schema.msg_payload));
-            m->timestamp = now;
-            msgs.push_back(std::move(m));
-        }
+        const auto msgs = messages_of(rows, 1, pool_.schema.msg_payload, false);
+        for (std::size_t i = 0; i < rows.size(); ++i)  // for the acks of these messages
+            if (auto id = rows.get_int(i, 0)) pool_.ids.add(rows.get(i, 1), *id);
         log::debug("pgsql: {} unread messages for client {} on {}", msgs.size(), clientid_, filter_);
         broker_.deliver(clientid_, msgs, qos_, false);
     }
-    std::string describe() const override {
-        return fmt::format("on_message_fetch (client {}, filter {})", clientid_, filter_);
-    }
+    std::string describe() const override { return describe_as("on_message_fetch"); }
 
 private:
-    broker_api& broker_;
-    const pool_runtime& pool_;
-    std::string clientid_, filter_;
-    mqtt::qos qos_;
-    topic_condition cond_;
     std::string subscribed_at_;
     std::optional<std::string> range_;
     std::optional<std::int64_t> limit_;
 };
 
-class ack_op final : public stream_op {
-public:
-    ack_op(std::string clientid, std::string filter, std::string msgid)
-        : clientid_(std::move(clientid)), filter_(std::move(filter)), msgid_(std::move(msgid)) {}
-    void build(pg::batch& b) const override { b.execute(sql::ack_advance, {clientid_, filter_, msgid_}); }
-    std::string describe() const override {
-        return fmt::format("on_message_acked (client {}, filter {}, msgid {})", clientid_, filter_, msgid_);
-    }
-
-private:
-    std::string clientid_, filter_, msgid_;
-};
-
 }  // namespace
 
-void backend::impl::track(const std::string& clientid, const std::string& filter) {
+void backend::impl::track(const subscription_event& e) {
     std::lock_guard lock(tracked_mutex);
-    auto& v = tracked[clientid];
-    if (std::find(v.begin(), v.end(), filter) == v.end()) v.push_back(filter);
+    auto& t = tracked[e.client.clientid];
+    if (t.owner != e.owner) {  // an earlier session's filters are not this one's
+        t.owner = e.owner;
+        t.filters.clear();
+    }
+    if (std::find(t.filters.begin(), t.filters.end(), e.topic) == t.filters.end()) t.filters.push_back(e.topic);
 }
 
-void backend::impl::untrack(const std::string& clientid, const std::string& filter) {
+void backend::impl::untrack(const subscription_event& e) {
     std::lock_guard lock(tracked_mutex);
-    auto it = tracked.find(clientid);
-    if (it == tracked.end()) return;
-    std::erase(it->second, filter);
-    if (it->second.empty()) tracked.erase(it);
+    auto it = tracked.find(e.client.clientid);
+    if (it == tracked.end() || it->second.owner != e.owner) return;
+    std::erase(it->second.filters, e.topic);
+    if (it->second.filters.empty()) tracked.erase(it);
+}
+
+void backend::impl::untrack_session(const session_event& e) {
+    std::lock_guard lock(tracked_mutex);
+    // A late event of a replaced session leaves its successor's filters alone.
+    if (auto it = tracked.find(e.clientid); it != tracked.end() && it->second.owner == e.owner) tracked.erase(it);
+}
+
+std::size_t backend::impl::tracked_clients() {
+    std::lock_guard lock(tracked_mutex);
+    return tracked.size();
 }
 
 std::vector<std::string> backend::impl::tracked_matching(const std::string& clientid, std::string_view topic) {
@@ -187,7 +183,7 @@ std::vector<std::string> backend::impl::tracked_matching(const std::string& clie
     std::lock_guard lock(tracked_mutex);
     auto it = tracked.find(clientid);
     if (it == tracked.end()) return out;
-    for (const auto& f : it->second)
+    for (const auto& f : it->second.filters)
         if (mqtt::topic_matches(f, topic)) out.push_back(f);
     return out;
 }
@@ -196,17 +192,20 @@ void backend::impl::push_fetch(const hook_runtime& h, const subscription_event& 
     // Not for shared subscriptions (their messages go to one member of a group) nor QoS 0.
     if (mqtt::parse_shared(e.topic)) return;
     if (e.qos == mqtt::qos::at_most_once) {
-        untrack(e.client.clientid, e.topic);
+        untrack(e);
         return;
     }
-    track(e.client.clientid, e.topic);
+    track(e);
     // A resumed session that subscribes again has been receiving the filter's messages.
     if (e.existed) return;
     h.pool->stream->push(std::make_unique<fetch_op>(broker, *h.pool, e, h.config->offline));
 }
 
 void backend::impl::push_retain_lookup(const hook_runtime& h, const subscription_event& e) {
+    // As the broker does from memory [MQTT-3.3.1-9..11]: never for a shared subscription;
+    // Retain Handling 2: never; 1: only for a new subscription.
     if (mqtt::parse_shared(e.topic)) return;
+    if (e.retain_handling == 2 || (e.retain_handling == 1 && e.existed)) return;
     h.pool->stream->push(std::make_unique<retain_lookup_op>(broker, *h.pool, e));
 }
 
@@ -216,7 +215,7 @@ void backend::impl::push_subscription_lookup(const hook_runtime& h, const client
 
 void backend::impl::push_ack(const hook_runtime& h, const std::string& clientid, const std::string& filter,
                              const std::string& msgid) {
-    h.pool->stream->push(std::make_unique<ack_op>(clientid, filter, msgid));
+    h.pool->stream->push(ack_advance(*h.pool, clientid, filter, msgid));
 }
 
 }  // namespace mqttd::persistence

@@ -30,6 +30,10 @@ bool payload_is_plain_text(std::string_view bytes) noexcept {
 
 std::string_view payload_to_text(std::string_view bytes, std::string& scratch) {
     if (payload_is_plain_text(bytes)) return bytes;
+    return payload_to_hex(bytes, scratch);
+}
+
+std::string_view payload_to_hex(std::string_view bytes, std::string& scratch) {
     scratch.clear();
     scratch.reserve(2 + bytes.size() * 2);
     scratch += "\\x";

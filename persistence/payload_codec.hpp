@@ -25,6 +25,9 @@ bool payload_is_plain_text(std::string_view bytes) noexcept;
 std::string_view payload_to_text(std::string_view bytes, std::string& scratch);
 std::string payload_to_text(std::string_view bytes);
 
+// Always the `\x` hex form, written into `scratch`: also bytea's text input form.
+std::string_view payload_to_hex(std::string_view bytes, std::string& scratch);
+
 // The payload bytes for a text column's value.
 std::string payload_from_text(std::string_view text);
 

@@ -1,5 +1,6 @@
 // The schema probe: once a pool's server answers, find out what the tables look like
-// (payload columns text or bytea, a unique index on mqtt_msg.msgid), register the
+// (payload columns text or bytea, a unique index on mqtt_msg.msgid, the types of
+// mqtt_msg's columns for the statements of many rows), register the
 // prepared statements the pool's hooks need, and learn which SQL action parameters the
 // server typed bytea (payloads bound raw there).
 #include <fmt/format.h>
@@ -49,7 +50,11 @@ void register_statements(pool_runtime& p) {
         pl.prepare(std::string(sql::client_disconnected), sql::client_disconnected_sql());
     }
     if (n.sub) pl.prepare(std::string(sql::subscription_lookup), sql::subscription_lookup_sql());
-    if (n.msg) pl.prepare(std::string(sql::message_insert), sql::message_insert_sql(p.schema.msgid_unique));
+    if (n.msg) {
+        pl.prepare(std::string(sql::message_insert), sql::message_insert_sql(p.schema.msgid_unique));
+        pl.prepare(std::string(sql::message_insert_rows),
+                   sql::message_insert_rows_sql(p.schema.msgid_unique, p.schema.msg_types));
+    }
     if (n.retain) {
         pl.prepare(std::string(sql::retain_upsert), sql::retain_upsert_sql());
         pl.prepare(std::string(sql::retain_delete), sql::retain_delete_sql());
@@ -62,7 +67,11 @@ void register_statements(pool_runtime& p) {
         pl.prepare(std::string(sql::fetch_exact), sql::fetch_sql(false));
         pl.prepare(std::string(sql::fetch_wild), sql::fetch_sql(true));
         pl.prepare(std::string(sql::ack_advance), sql::ack_advance_sql());
+        pl.prepare(std::string(sql::ack_advance_rows), sql::ack_advance_rows_sql());
     }
+    if (n.msg && n.acked)
+        pl.prepare(std::string(sql::message_ack_rows),
+                   sql::message_ack_rows_sql(p.schema.msgid_unique, p.schema.msg_types));
     for (const auto& a : p.actions) pl.prepare(a.name, a.statement->text);
 }
 
@@ -82,6 +91,9 @@ asio::awaitable<std::error_code> set_up_pool(pool_runtime& p) {
             "EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass('mqtt_msg') AND i.indisunique "
             "AND i.indpred IS NULL AND i.indnkeyatts = 1 AND i.indkey[0] = "
             "(SELECT attnum FROM pg_attribute WHERE attrelid = to_regclass('mqtt_msg') AND attname = 'msgid'))");
+        b.query(
+            "SELECT attname::text, format_type(atttypid, NULL) FROM pg_attribute "
+            "WHERE attrelid = to_regclass('mqtt_msg') AND attnum > 0 AND NOT attisdropped");
         auto r = co_await p.pool->run(b);
         if (!r.ok()) {
             const auto& bad = r.steps[r.first_error()];
@@ -97,6 +109,18 @@ asio::awaitable<std::error_code> set_up_pool(pool_runtime& p) {
             const auto& t = r.steps[1].rows;
             const bool have_msg = t.get(0, 0) == "t", have_retain = t.get(0, 1) == "t";
             p.schema.msgid_unique = t.get(0, 2) == "t";
+            auto& types = p.schema.msg_types;
+            const auto& msg_cols = r.steps[2].rows;
+            for (std::size_t i = 0; i < msg_cols.size(); ++i) {
+                const auto column = msg_cols.get(i, 0);
+                std::string type(msg_cols.get(i, 1));
+                if (column == "msgid") types.msgid = std::move(type);
+                else if (column == "sender") types.sender = std::move(type);
+                else if (column == "topic") types.topic = std::move(type);
+                else if (column == "qos") types.qos = std::move(type);
+                else if (column == "retain") types.retain = std::move(type);
+                else if (column == "payload") types.payload = std::move(type);
+            }
             if (p.needs.msg && !have_msg)
                 backend_log(pg::log_level::error,
                             fmt::format("{}: table mqtt_msg does not exist (load sql/emqx_backend_pgsql.sql)", name));

@@ -13,6 +13,23 @@ std::string topic_cond(bool wildcard, int first_param) {
     return fmt::format("topic LIKE ${} ESCAPE '\\' AND topic ~ ${}", first_param, first_param + 1);
 }
 
+// The acks of arrays from $first on (clients, filters, msgids, known row ids); `inserted`
+// names a relation (msgid, id) of rows the same statement inserts, or is empty.
+std::string ack_rows_sql(int first, std::string_view inserted) {
+    // A row id given is used as it is, then one of the rows inserted with it; only then
+    // is the msgid looked up (coalesce evaluates its arguments in turn). One row per
+    // pointer: ON CONFLICT DO UPDATE may not touch a row twice in a statement.
+    return fmt::format(
+        "INSERT INTO mqtt_acked (clientid, topic, mid, created) "
+        "SELECT clientid, topic, max(mid), now() FROM ("
+        "SELECT a.clientid, a.topic, coalesce(a.id, {}(SELECT max(m.id) FROM mqtt_msg m WHERE m.msgid = a.msgid)) AS mid "
+        "FROM unnest(${}::text[], ${}::text[], ${}::text[], ${}::bigint[]) AS a(clientid, topic, msgid, id){}) acked "
+        "WHERE mid IS NOT NULL GROUP BY clientid, topic "
+        "ON CONFLICT (clientid, topic) DO UPDATE SET mid = GREATEST(mqtt_acked.mid, EXCLUDED.mid)",
+        inserted.empty() ? "" : fmt::format("{}.id, ", inserted), first, first + 1, first + 2, first + 3,
+        inserted.empty() ? "" : fmt::format(" LEFT JOIN {0} ON {0}.msgid = a.msgid", inserted));
+}
+
 }  // namespace
 
 std::string client_connected_sql() {
@@ -39,6 +56,17 @@ std::string message_insert_sql(bool msgid_unique) {
     return s;
 }
 
+std::string message_insert_rows_sql(bool msgid_unique, const msg_column_types& t) {
+    std::string s = fmt::format(
+        "INSERT INTO mqtt_msg (msgid, sender, topic, qos, retain, payload, arrived) "
+        "SELECT r.msgid, r.sender, r.topic, r.qos, r.retain, r.payload, r.arrived "
+        "FROM unnest($1::{}[], $2::{}[], $3::{}[], $4::{}[], $5::{}[], $6::{}[], $7::timestamptz[]) "
+        "WITH ORDINALITY AS r(msgid, sender, topic, qos, retain, payload, arrived, n) ORDER BY r.n",
+        t.msgid, t.sender, t.topic, t.qos, t.retain, t.payload);
+    if (msgid_unique) s += " ON CONFLICT (msgid) DO NOTHING";
+    return s + " RETURNING msgid, id";
+}
+
 std::string retain_upsert_sql() {
     return "INSERT INTO mqtt_retain (topic, msgid, sender, qos, payload, arrived) "
            "VALUES ($1, $2, $3, $4, $5, $6::timestamptz) "
@@ -49,7 +77,7 @@ std::string retain_upsert_sql() {
 std::string retain_delete_sql() { return "DELETE FROM mqtt_retain WHERE topic = $1"; }
 
 std::string retain_lookup_sql(bool wildcard) {
-    return fmt::format("SELECT topic, msgid, sender, qos, payload FROM mqtt_retain WHERE {} ORDER BY topic",
+    return fmt::format("SELECT msgid, sender, topic, qos, payload FROM mqtt_retain WHERE {} ORDER BY topic",
                        topic_cond(wildcard, 1));
 }
 
@@ -77,6 +105,14 @@ std::string ack_advance_sql() {
            "SELECT $1::varchar, $2::varchar, max(id), now() FROM mqtt_msg WHERE msgid = $3 "
            "HAVING max(id) IS NOT NULL "
            "ON CONFLICT (clientid, topic) DO UPDATE SET mid = GREATEST(mqtt_acked.mid, EXCLUDED.mid)";
+}
+
+std::string ack_advance_rows_sql() { return ack_rows_sql(1, ""); }
+
+std::string message_ack_rows_sql(bool msgid_unique, const msg_column_types& types) {
+    // Statements in WITH run once and to completion, whether their output is read or not.
+    return fmt::format("WITH ins AS ({}), pointers AS ({}) SELECT msgid, id FROM ins",
+                       message_insert_rows_sql(msgid_unique, types), ack_rows_sql(8, "ins"));
 }
 
 std::string timestamp_text(std::chrono::system_clock::time_point t) {

@@ -18,6 +18,7 @@ inline constexpr std::string_view client_connected = "mqttd_client_connected";
 inline constexpr std::string_view client_disconnected = "mqttd_client_disconnected";
 inline constexpr std::string_view subscription_lookup = "mqttd_subscription_lookup";
 inline constexpr std::string_view message_insert = "mqttd_message_insert";
+inline constexpr std::string_view message_insert_rows = "mqttd_message_insert_rows";
 inline constexpr std::string_view retain_upsert = "mqttd_retain_upsert";
 inline constexpr std::string_view retain_delete = "mqttd_retain_delete";
 inline constexpr std::string_view retain_lookup_exact = "mqttd_retain_lookup_exact";
@@ -27,6 +28,8 @@ inline constexpr std::string_view ack_pointer_create_wild = "mqttd_ack_pointer_c
 inline constexpr std::string_view fetch_exact = "mqttd_fetch_exact";
 inline constexpr std::string_view fetch_wild = "mqttd_fetch_wild";
 inline constexpr std::string_view ack_advance = "mqttd_ack_advance";
+inline constexpr std::string_view ack_advance_rows = "mqttd_ack_advance_rows";
+inline constexpr std::string_view message_ack_rows = "mqttd_message_ack_rows";
 
 // $1 clientid, $2 node, $3 connected_at
 std::string client_connected_sql();
@@ -37,11 +40,26 @@ std::string client_disconnected_sql();
 std::string subscription_lookup_sql();
 // $1 msgid, $2 sender, $3 topic, $4 qos, $5 retain, $6 payload, $7 arrived
 std::string message_insert_sql(bool msgid_unique);
+// The element types of message_insert_rows' arrays: the types of mqtt_msg's columns
+// without their length, so that a value too long for its column fails as it does in the
+// one-row statement instead of being cut.
+struct msg_column_types {
+    std::string msgid = "character varying";
+    std::string sender = "character varying";
+    std::string topic = "character varying";
+    std::string qos = "integer";
+    std::string retain = "integer";
+    std::string payload = "text";
+};
+// Many rows in one statement, in the order of the arrays (ids in that order): the same
+// seven values as message_insert, each parameter an array of them (arrived: timestamptz).
+// -> (msgid, id) of the rows inserted
+std::string message_insert_rows_sql(bool msgid_unique, const msg_column_types& types);
 // $1 topic, $2 msgid, $3 sender, $4 qos, $5 payload, $6 arrived
 std::string retain_upsert_sql();
 // $1 topic
 std::string retain_delete_sql();
-// exact: $1 topic; wild: $1 LIKE prefix, $2 regex -> (topic, msgid, sender, qos, payload)
+// exact: $1 topic; wild: $1 LIKE prefix, $2 regex -> (msgid, sender, topic, qos, payload)
 std::string retain_lookup_sql(bool wildcard);
 // Creates the ack pointer (clientid, filter) at the newest matching message if there is
 // none, returning its mid only when it created it.
@@ -57,6 +75,14 @@ std::string fetch_sql(bool wildcard);
 // $1 clientid, $2 filter, $3 msgid: the pointer moves forward only, and only when the
 // message has a row.
 std::string ack_advance_sql();
+// The same for many acks at once: $1 clientids, $2 filters, $3 msgids, $4 the messages'
+// row ids where known (NULL: looked up by msgid). Each pointer moves to the furthest of
+// its acked messages, as the acks one after another would.
+std::string ack_advance_rows_sql();
+// Both in one statement, the rows first: $1..$7 as message_insert_rows, $8..$11 as
+// ack_advance_rows; an ack of a message inserted here finds its row id among the rows
+// inserted. -> (msgid, id) of the rows inserted
+std::string message_ack_rows_sql(bool msgid_unique, const msg_column_types& types);
 
 // "YYYY-MM-DD HH:MM:SS.ffffff+00" (microseconds, UTC).
 std::string timestamp_text(std::chrono::system_clock::time_point t);

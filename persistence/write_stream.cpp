@@ -118,6 +118,7 @@ stream_stats write_stream::stats() const {
     s.batches = batches_.load();
     s.rounds_after_error = rounds_after_error_.load();
     s.connection_retries = connection_retries_.load();
+    s.grouped = grouped_.load();
     s.pending = pending_.load();
     s.pending_bytes = pending_bytes_.load();
     return s;
@@ -187,9 +188,10 @@ asio::awaitable<void> write_stream::run() {
             } else {
                 const auto due = queue_.front()->queued_at + params_.batch_delay;
                 if (stopping_ || queue_.size() >= params_.batch_size || clock::now() >= due) {
-                    const auto n = std::min(queue_.size(), params_.batch_size);
-                    ops.reserve(n);
-                    for (std::size_t i = 0; i < n; ++i) {
+                    std::size_t bytes = 0;
+                    while (!queue_.empty() && ops.size() < params_.batch_size) {
+                        bytes += queue_.front()->bytes;
+                        if (!ops.empty() && bytes > params_.batch_bytes) break;
                         ops.push_back(std::move(queue_.front()));
                         queue_.pop_front();
                     }
@@ -245,16 +247,25 @@ asio::awaitable<void> write_stream::execute(std::vector<op_ptr>& ops) {
     struct span {
         std::size_t op;
         std::size_t first;
-        std::size_t count;
+        std::size_t count;  // 0 for an operation written with its group
     };
     struct segment {
         std::size_t first_step, end_step;
         std::size_t first_span, end_span;
     };
+    // The grouped operations of one group gathered since the last ungrouped operation,
+    // and once written, the steps [first, end) written for them.
+    struct gathered {
+        const op_group* group;
+        std::vector<std::size_t> ops;
+        std::size_t first = 0, end = 0;
+    };
     std::vector<span> spans;
     std::vector<segment> segs;
+    std::vector<gathered> gather, group_steps;
+    std::vector<const stream_op*> members;
     std::size_t left = ops.size();
-    bool isolate = false;
+    bool isolate = false, grouping = true;
     unsigned rounds = 0, attempt = 0;
     pg::batch b;
 
@@ -262,9 +273,30 @@ asio::awaitable<void> write_stream::execute(std::vector<op_ptr>& ops) {
         b.clear();
         spans.clear();
         segs.clear();
+        group_steps.clear();
         bool tx_open = false, after_tx = false;
+        // Each group's share as one statement (one operation alone: its own steps).
+        auto write_gathered = [&] {
+            for (auto& g : gather) {
+                const auto first = b.size();
+                if (g.ops.size() == 1) {
+                    ops[g.ops.front()]->build(b);
+                    spans.push_back({g.ops.front(), first, b.size() - first});
+                    continue;
+                }
+                members.clear();
+                for (auto i : g.ops) members.push_back(ops[i].get());
+                g.group->build(b, members);
+                g.first = first;
+                g.end = b.size();
+                for (auto i : g.ops) spans.push_back({i, first, 0});
+                group_steps.push_back(std::move(g));
+            }
+            gather.clear();
+        };
         auto close_tx = [&] {
             if (!tx_open) return;
+            write_gathered();
             b.commit();
             b.sync();
             segs.back().end_step = b.size();
@@ -309,6 +341,16 @@ asio::awaitable<void> write_stream::execute(std::vector<op_ptr>& ops) {
                 b.begin();
                 tx_open = true;
             }
+            if (ops[i]->group && grouping && !isolate) {
+                auto g = std::find_if(gather.begin(), gather.end(),
+                                      [&](const gathered& x) { return x.group == ops[i]->group; });
+                if (g == gather.end())
+                    gather.push_back({ops[i]->group, {i}});
+                else
+                    g->ops.push_back(i);
+                continue;
+            }
+            write_gathered();
             const auto first = b.size();
             ops[i]->build(b);
             spans.push_back({i, first, b.size() - first});
@@ -319,7 +361,7 @@ asio::awaitable<void> write_stream::execute(std::vector<op_ptr>& ops) {
 
         auto r = co_await pool_.run(b);
         ++batches_;
-        bool connection_error = false, row_error = false;
+        bool connection_error = false, row_error = false, group_error = false;
         for (const auto& sg : segs) {
             std::size_t bad = sg.end_step;
             bool aborted = false;
@@ -338,10 +380,17 @@ asio::awaitable<void> write_stream::execute(std::vector<op_ptr>& ops) {
                     connection_error = true;
                     continue;
                 }
+                for (const auto& g : group_steps) {
+                    if (g.first < sg.first_step || g.first >= sg.end_step) continue;
+                    members.clear();
+                    for (auto i : g.ops) members.push_back(ops[i].get());
+                    g.group->done(members, r.steps[g.first]);
+                }
                 for (std::size_t k = sg.first_span; k < sg.end_span; ++k) {
                     auto& sp = spans[k];
                     ops[sp.op]->done(std::span<pg::step_result>(r.steps.data() + sp.first, sp.count));
                     ++committed_;
+                    if (sp.count == 0) ++grouped_;
                     settle(ops[sp.op]);
                     --left;
                 }
@@ -360,6 +409,17 @@ asio::awaitable<void> write_stream::execute(std::vector<op_ptr>& ops) {
                                          : "SQLSTATE " + pg::sqlstate_of(r.steps[bad].ec),
                                      r.steps[bad].message.empty() ? "" : ": ", r.steps[bad].message));
                 connection_error = true;
+                continue;
+            }
+            if (std::any_of(group_steps.begin(), group_steps.end(),
+                            [bad](const gathered& g) { return bad >= g.first && bad < g.end; })) {
+                // One of the group's operations is at fault, but which? Written again one
+                // statement per operation, the culprit fails alone.
+                log_(pg::log_level::debug,
+                     fmt::format("{}: a statement for several operations failed ({}); writing them one by one",
+                                 params_.name, r.steps[bad].message));
+                grouping = false;
+                group_error = true;
                 continue;
             }
             row_error = true;
@@ -392,9 +452,9 @@ asio::awaitable<void> write_stream::execute(std::vector<op_ptr>& ops) {
                  fmt::format("{}: {} operations kept, to be written again once connected", params_.name, left));
             co_await pause(backoff(attempt++));
             if (abandoning()) break;
-        } else if (row_error) {
+        } else if (row_error || group_error) {
             ++rounds_after_error_;
-            if (++rounds >= params_.max_transaction_rounds) isolate = true;
+            if (row_error && ++rounds >= params_.max_transaction_rounds) isolate = true;
         }
     }
 

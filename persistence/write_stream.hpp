@@ -5,16 +5,21 @@
 //
 // Batching: operations are gathered from every thread and written when batch_size of
 // them are queued or batch_delay after the oldest arrived, with one batch in flight
-// (what arrives meanwhile forms the next batch: group commit). A batch is
+// (what arrives meanwhile forms the next batch: group commit), at most batch_size
+// operations and batch_bytes of them in a batch. A batch is
 //     BEGIN; op steps...; COMMIT; sync
 // in one round trip (pipeline, prepared statements); an operation marked own_segment (a
 // SQL action statement) gets its own sync segment instead, outside the transaction.
+// The operations of an op_group (message rows and acks) between two other operations
+// are written as one statement for all of them (see op_group).
 //
 // Failures: when a step fails with an error that is not about the connection, the
 // transaction is rolled back, that operation is logged (once, with its SQLSTATE),
 // counted and completed as failed, and the batch is written again without it: one bad
-// row never fails the rows batched with it (after several such rounds the remaining
-// operations are written each in its own transaction). On a connection error the
+// row never fails the rows batched with it. (When the step of a group fails, the batch
+// is written again with one statement per operation, which finds the culprit; after
+// several rounds with failing rows the remaining operations are written each in its own
+// transaction.) On a connection error the
 // unfinished part of the batch is kept and written again, in order, once the pool has
 // reconnected (the pool prepares its statements again). Nothing queued is dropped,
 // except at shutdown when the flush deadline passes.
@@ -45,6 +50,28 @@
 
 namespace mqttd::persistence {
 
+class stream_op;
+
+// Operations that can be written together, as one statement instead of one each (message
+// rows: one INSERT ... SELECT FROM unnest(arrays)). In a transaction, the stream gathers
+// the grouped operations that come between two ungrouped ones and writes each group's
+// share as one step, in the order the groups' first operations came, before the next
+// ungrouped operation. So operations of different groups must not depend on one another,
+// and the step of a group must do what its operations, one after another, would do.
+// Every operation of a group must also be writable alone, by its build().
+class op_group {
+public:
+    virtual ~op_group() = default;
+    // Adds one step that writes what the build() of each of `ops` would (two or more,
+    // all of this group, in the order they were pushed).
+    virtual void build(pg::batch& b, std::span<const stream_op* const> ops) const = 0;
+    // After that step committed, before the operations' done(): its result.
+    virtual void done(std::span<const stream_op* const> ops, const pg::step_result& result) const {
+        (void)ops;
+        (void)result;
+    }
+};
+
 // One unit of work: the steps it adds to a batch, and what happens once they committed.
 class stream_op {
 public:
@@ -52,7 +79,8 @@ public:
 
     // Adds the operation's steps. Called again when the batch is written again.
     virtual void build(pg::batch& b) const = 0;
-    // After the steps committed (results: one per step added by build()).
+    // After the steps committed (results: one per step added by build(); none when the
+    // operation was written with its group).
     virtual void done(std::span<pg::step_result> results) { (void)results; }
     // After the operation failed for good (already logged and counted by the stream).
     virtual void failed(const pg::step_result& r) { (void)r; }
@@ -63,6 +91,7 @@ public:
     std::size_t bytes = 64;      // its share of max_pending_bytes
     bool own_segment = false;    // a sync segment of its own, outside the transaction
     bool may_refuse = false;     // refused rather than queued when the stream is over its bound
+    const op_group* group = nullptr;  // may be written with the other operations of its group
     std::chrono::steady_clock::time_point queued_at{};
 };
 using op_ptr = std::unique_ptr<stream_op>;
@@ -70,6 +99,9 @@ using op_ptr = std::unique_ptr<stream_op>;
 struct stream_params {
     std::string name = "pool";  // for log lines
     std::size_t batch_size = 1000;
+    // A batch takes no more operations once their bytes would pass this (one at least):
+    // the batch, payloads and all, is built in memory.
+    std::size_t batch_bytes = 32u << 20;
     std::chrono::milliseconds batch_delay{2};
     std::uint64_t max_pending = 100'000;        // rows queued or in flight
     std::uint64_t max_pending_bytes = 256ull << 20;
@@ -88,6 +120,7 @@ struct stream_stats {
     std::uint64_t abandoned = 0;        // operations given up at shutdown
     std::uint64_t batches = 0;          // round trips
     std::uint64_t rounds_after_error = 0;    // batches written again after a failing row
+    std::uint64_t grouped = 0;          // operations written with their group, in one statement
     std::uint64_t connection_retries = 0;    // batches written again after a connection error
     std::uint64_t pending = 0;          // queued or in flight
     std::uint64_t pending_bytes = 0;
@@ -161,7 +194,7 @@ private:
 
     // Counters (written on the executor, read anywhere).
     std::atomic<std::uint64_t> committed_{0}, failed_{0}, refused_{0}, abandoned_{0}, batches_{0},
-        rounds_after_error_{0}, connection_retries_{0};
+        rounds_after_error_{0}, connection_retries_{0}, grouped_{0};
 
     // Log rate limit for failing operations (executor only).
     clock::time_point log_window_{};

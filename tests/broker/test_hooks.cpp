@@ -1,10 +1,13 @@
 // The hook bus against the real broker (in this process, on a loopback port) and real
 // Paho clients: a handler can observe, delay a publisher's acknowledgement, subscribe a
-// client as if it had sent SUBSCRIBE, and deliver messages to one client's session.
+// client as if it had sent SUBSCRIBE, deliver messages to one client's session, and
+// learn when a session ends.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -215,4 +218,77 @@ TEST_CASE("hooks: a handler delivers stored messages to one client's session, in
     CHECK_FALSE(bystander.receive(500ms));
     CHECK_FALSE(rb.b.deliver("nobody-by-this-name", {stored_message("x", "y", mqtt::qos::at_most_once)},
                              mqtt::qos::at_most_once, false));
+}
+
+TEST_CASE("hooks: session.terminated, once per session, when it ends with its connection or is taken over") {
+    event_log log;
+    // Session identity -> a number in the order seen; forgotten when the session ends
+    // (a later session may have the same address).
+    std::mutex owners_mutex;
+    std::map<const mqttd::session*, int> owners;
+    int next_owner = 1;
+    auto owner_no = [&](const mqttd::session* s, bool ends) {
+        std::lock_guard lock(owners_mutex);
+        const int n = owners.emplace(s, next_owner).first->second;
+        if (n == next_owner) ++next_owner;
+        if (ends) owners.erase(s);
+        return "#" + std::to_string(n);
+    };
+    running_broker rb;
+    rb.b.hooks().on_session_subscribed([&](const mqttd::subscription_event& e) {
+        log.add("subscribed " + e.client.clientid + " " + owner_no(e.owner, false));
+    });
+    rb.b.hooks().on_session_terminated([&](const mqttd::session_event& e) {
+        log.add("terminated " + e.clientid + " " + owner_no(e.owner, true));
+    });
+    rb.b.hooks().on_client_disconnected([&](const mqttd::client_info& c) { log.add("disconnected " + c.clientid); });
+    auto count_starting = [&](const std::string& prefix) {
+        std::lock_guard lock(log.m);
+        return std::count_if(log.lines.begin(), log.lines.end(), [&](const std::string& l) { return l.starts_with(prefix); });
+    };
+
+    {
+        test::paho_client c(rb.port(), "ends-with-connection");
+        REQUIRE(c.connect() == MQTTCLIENT_SUCCESS);
+        REQUIRE(c.subscribe("a", 1) == MQTTCLIENT_SUCCESS);
+        CHECK(log.wait_for("subscribed ends-with-connection #1"));
+    }
+    CHECK(log.wait_for("terminated ends-with-connection #1"));
+
+    test::paho_client first(rb.port(), "taken-over");
+    REQUIRE(first.connect() == MQTTCLIENT_SUCCESS);
+    REQUIRE(first.subscribe("a", 1) == MQTTCLIENT_SUCCESS);
+    CHECK(log.wait_for("subscribed taken-over #2"));
+    test::paho_client second(rb.port(), "taken-over");
+    REQUIRE(second.connect() == MQTTCLIENT_SUCCESS);
+    REQUIRE(second.subscribe("a", 1) == MQTTCLIENT_SUCCESS);
+    CHECK(log.wait_for("subscribed taken-over #3"));
+    CHECK(log.wait_for("terminated taken-over #2"));
+    // The first connection is gone (it releases its session before that event): its
+    // session did not end a second time, and the second's goes on.
+    CHECK(log.wait_for("disconnected taken-over"));
+    CHECK(count_starting("terminated taken-over") == 1);
+}
+
+TEST_CASE("hooks: message.publish runs before the message is routed") {
+    // What a handler queues for a message (its row) then comes before anything a
+    // subscriber's acknowledgement of it can queue. Observed through the counter of
+    // messages routed to nobody, which routing bumps.
+    running_broker rb;
+    auto& dropped = rb.b.counters().messages_dropped;
+    std::atomic<std::int64_t> at_hook{-1};  // the counter when the hook ran
+    rb.b.hooks().on_message_publish([&](const mqttd::client_info&, const mqttd::message_ptr& m, const mqttd::publish_hold&) {
+        if (m->topic == "nobody/listens") at_hook = static_cast<std::int64_t>(dropped.load());
+    });
+    test::paho_client pub(rb.port(), "unheard");
+    REQUIRE(pub.connect() == MQTTCLIENT_SUCCESS);
+    for (int qos : {0, 1}) {
+        CAPTURE(qos);
+        const auto before = dropped.load();
+        CHECK(pub.completed(pub.publish("nobody/listens", "x", qos), 3s));
+        const auto deadline = std::chrono::steady_clock::now() + 3s;
+        while (dropped.load() == before && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+        CHECK(dropped.load() == before + 1);
+        CHECK(at_hook.load() == static_cast<std::int64_t>(before));  // not yet routed when the hook ran
+    }
 }

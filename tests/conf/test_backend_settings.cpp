@@ -38,7 +38,7 @@ TEST_CASE("backend defaults: no pools, no hooks") {
     CHECK(b.publish_ack == ack_mode::after_commit);
     CHECK(b.max_pending == 100000);
     CHECK(b.max_pending_bytes == 256u << 20);
-    CHECK(b.batch_size == 1000);
+    CHECK(b.batch_size == 4000);
     CHECK(b.batch_delay == 2ms);
 }
 

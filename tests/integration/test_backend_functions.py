@@ -174,6 +174,46 @@ def test_retain_lookup_served_from_postgresql(start_broker, paho):
     everything.expect_none(0.5)
 
 
+def test_retain_lookup_honours_retain_handling(start_broker, paho, paho5):
+    """on_retain_lookup with MQTT 5.0 subscription options: Retain Handling 0 sends the
+    retained message at every SUBSCRIBE, 1 only when the subscription is new, 2 never;
+    a shared subscription gets none."""
+    b = start_pg_broker(start_broker)
+    topic, marker = uid("rh"), uid("rh_marker")
+    pub = paho(b, uid("pub"))
+    pub.connect()
+    pub.publish(topic, b"kept", qos=1, retain=True)
+    pub.publish(marker, b"marker", qos=1, retain=True)
+    c = paho5(b, uid("sub"))
+    c.connect()
+
+    def subscribe(filter_, rh):
+        assert c.subscribe(filter_, qos=1, retain_handling=rh) == (1,)
+
+    def retained_sent():
+        """What the subscriptions before got: the lookups run in order, so once the
+        marker's retained message is in, theirs would be too."""
+        subscribe(marker, 0)
+        got = []
+        while True:
+            m = c.get(10)
+            if m.topic == marker:
+                return [(m.topic, m.payload, m.retain) for m in got]
+            got.append(m)
+
+    subscribe(topic, 2)
+    assert retained_sent() == []
+    subscribe(topic, 1)  # the subscription exists
+    assert retained_sent() == []
+    c.unsubscribe(topic)
+    subscribe(topic, 1)  # new again
+    assert retained_sent() == [(topic, b"kept", True)]
+    subscribe(topic, 0)  # exists, but 0 sends all the same
+    assert retained_sent() == [(topic, b"kept", True)]
+    subscribe(f"$share/g/{topic}", 0)
+    assert retained_sent() == []
+
+
 def test_message_store_stores_qos0(start_broker, paho):
     """on_message_store (the seed's commented publish.4 line, with on_message_fetch
     disabled as its warning says): every QoS is stored, QoS 0 included."""

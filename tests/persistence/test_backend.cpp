@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -413,4 +414,166 @@ TEST_CASE("detach and attach at runtime") {
     e.bus.message_publish({sender, "", {}, {}}, make_msg("unitdetach/a", "2", mqtt::qos::at_least_once, false, sender), nullptr);
     e.settle();
     CHECK(e.scalar("SELECT count(*) FROM mqtt_msg WHERE sender = $1", {sender}) == 1);
+}
+
+TEST_CASE("a batch of message rows and acks: one statement each, in order, payloads byte-exact, pointers at the furthest ack") {
+    PGTEST_REQUIRE_DSN(d);
+    // A long batch delay: what is pushed together is written in one batch.
+    env e(d,
+          {R"(backend.pgsql.hook.session.subscribed.1 = {"action": {"function": "on_message_fetch"}, "pool": "pool1"})",
+           R"(backend.pgsql.hook.message.publish.1 = {"action": {"function": "on_message_publish"}, "pool": "pool1"})",
+           R"(backend.pgsql.hook.message.acked.1 = {"action": {"function": "on_message_acked"}, "pool": "pool1"})"},
+          "backend.pgsql.batch_delay = 300ms\n");
+    const auto base = "unitgroup/" + pgtest::unique("g");
+    const client_info sub{pgtest::unique("unit_group_sub"), "", {}, {}};
+    const client_info pub{"unit_group_pub", "", {}, {}};
+    e.bus.session_subscribed({sub, base + "/#", mqtt::qos::at_least_once, false});
+    e.settle();
+
+    const std::vector<std::string> payloads = {
+        "plain", "", std::string("\0\xff\x01", 3), "\\x41", "\\x", "a\"b\\c", "{1,2}", "NULL", "tab\tline\n",
+        "ünïcödé ✓ 😀", std::string("\xc3", 1), std::string(10000, 'z'), "x'); DROP TABLE mqtt_msg;--"};
+    std::vector<message_ptr> ms;
+    for (int i = 0; i < 40; ++i) {
+        ms.push_back(make_msg(base + "/" + std::to_string(i % 3), payloads[static_cast<std::size_t>(i) % payloads.size()],
+                              mqtt::qos::at_least_once, false, "p"));
+        e.bus.message_publish(pub, ms.back(), nullptr);
+        // Acks of messages of this very batch, out of order: the pointer ends at the furthest.
+        if (i == 12) e.bus.message_acked({sub, ms[12]});
+        if (i == 20) e.bus.message_acked({sub, ms[20]});
+        if (i == 25) e.bus.message_acked({sub, ms[15]});
+    }
+    e.settle();
+    CHECK(e.be.stats().grouped == 43);
+    CHECK(e.be.stats().failed == 0);
+    auto r = e.admin.sql("SELECT msgid FROM mqtt_msg WHERE topic LIKE $1 ORDER BY id", {base + "/%"});
+    REQUIRE(r.rows.size() == ms.size());
+    for (std::size_t i = 0; i < ms.size(); ++i) CHECK(r.rows.get(i, 0) == ms[i]->msgid);
+    CHECK(e.scalar("SELECT count(*) FROM mqtt_msg WHERE msgid = $1 AND payload = '\\x00ff01'", {ms[2]->msgid}) == 1);
+    CHECK(e.scalar("SELECT count(*) FROM mqtt_msg WHERE msgid = $1 AND payload = 'a\"b\\c'", {ms[5]->msgid}) == 1);
+    const auto twentieth = e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {ms[20]->msgid});
+    CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {sub.clientid, base + "/#"}) ==
+          twentieth);
+
+    // A new session reads the rest back, byte for byte.
+    e.bus.session_subscribed({sub, base + "/#", mqtt::qos::at_least_once, false});
+    e.settle();
+    auto ds = e.broker.take();
+    REQUIRE(ds.size() == 1);
+    REQUIRE(ds[0].msgs.size() == ms.size() - 21);
+    for (std::size_t i = 0; i < ds[0].msgs.size(); ++i) {
+        CHECK(ds[0].msgs[i]->msgid == ms[21 + i]->msgid);
+        CHECK(ds[0].msgs[i]->payload.view() == ms[21 + i]->payload.view());
+    }
+
+    // Acks in a later batch, out of order: of messages whose row ids the backend knows
+    // now, and of one written by someone else (looked up by msgid).
+    const auto other = pgtest::unique("unitmsg_other");
+    e.admin.sql("INSERT INTO mqtt_msg (msgid, sender, topic, qos, retain, payload) VALUES ($1, 'x', $2, 1, 0, 'o')",
+                {other, base + "/0"});
+    e.bus.message_acked({sub, ms[30]});
+    e.bus.message_acked({sub, make_msg(base + "/0", "o", mqtt::qos::at_least_once, false, "x")});  // no row
+    e.bus.message_acked({sub, ms[35]});
+    e.bus.message_acked({sub, ms[25]});
+    e.settle();
+    CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {sub.clientid, base + "/#"}) ==
+          e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {ms[35]->msgid}));
+    auto other_msg = std::make_shared<message>(*ms[0]);
+    other_msg->msgid = other;
+    e.bus.message_acked({sub, other_msg});
+    e.bus.message_acked({sub, ms[36]});
+    e.settle();
+    CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {sub.clientid, base + "/#"}) ==
+          e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {other}));
+
+    // A row that does not fit fails alone; its batch is written row by row.
+    const auto grouped_before = e.be.stats().grouped;
+    std::vector<message_ptr> more;
+    for (int i = 0; i < 10; ++i) {
+        more.push_back(make_msg(i == 4 ? base + "/" + std::string(250, 'l') : base + "/more", "m", mqtt::qos::at_least_once,
+                                false, "p"));
+        e.bus.message_publish(pub, more.back(), nullptr);
+    }
+    e.settle();
+    CHECK(e.be.stats().failed == 1);
+    CHECK(e.be.stats().grouped == grouped_before);
+    CHECK(e.scalar("SELECT count(*) FROM mqtt_msg WHERE topic = $1", {base + "/more"}) == 9);
+}
+
+TEST_CASE("ack pointers are followed while the session lives: not after its end, and a late end of an earlier session spares its successor") {
+    PGTEST_REQUIRE_DSN(d);
+    env e(d, seed_hooks);
+    const auto t = "unittrack/" + pgtest::unique("t");
+    const client_info c{pgtest::unique("unit_track"), "", {}, {}};
+    // Stand-ins for the broker's sessions: identities only, never followed.
+    const std::array<int, 3> ids{};
+    const auto* s1 = reinterpret_cast<const mqttd::session*>(&ids[0]);
+    const auto* s2 = reinterpret_cast<const mqttd::session*>(&ids[1]);
+    const auto* s3 = reinterpret_cast<const mqttd::session*>(&ids[2]);
+    const auto pointer = [&] { return e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {c.clientid, t}); };
+    const auto row_id = [&](const message_ptr& m) { return e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {m->msgid}); };
+    const auto tracked_before = e.be.stats().tracked_clients;
+
+    e.bus.session_subscribed({c, t, mqtt::qos::at_least_once, false, 0, s1});
+    CHECK(e.be.stats().tracked_clients == tracked_before + 1);
+    auto m1 = make_msg(t, "1", mqtt::qos::at_least_once, false, "p");
+    e.bus.message_publish({"p", "", {}, {}}, m1, nullptr);
+    e.bus.message_acked({c, m1});
+    e.settle();
+    CHECK(pointer() == row_id(m1));
+
+    // The session ended: its acks are no longer followed, and nothing is kept for it.
+    e.bus.session_terminated({c.clientid, s1});
+    CHECK(e.be.stats().tracked_clients == tracked_before);
+    auto m2 = make_msg(t, "2", mqtt::qos::at_least_once, false, "p");
+    e.bus.message_publish({"p", "", {}, {}}, m2, nullptr);
+    e.bus.message_acked({c, m2});
+    e.settle();
+    CHECK(pointer() == row_id(m1));
+
+    // s2 is taken over by s3 (clean start), and s2's end is told late.
+    e.bus.session_subscribed({c, t, mqtt::qos::at_least_once, false, 0, s2});
+    e.bus.session_subscribed({c, t, mqtt::qos::at_least_once, false, 0, s3});
+    e.bus.session_terminated({c.clientid, s2});
+    e.bus.message_acked({c, m2});
+    e.settle();
+    CHECK(pointer() == row_id(m2));
+    e.bus.session_terminated({c.clientid, s3});
+
+    // Many sessions come and go: nothing stays behind.
+    for (int i = 0; i < 300; ++i) {
+        const client_info other{c.clientid + "_" + std::to_string(i), "", {}, {}};
+        e.bus.session_subscribed({other, t + "/+", mqtt::qos::exactly_once, false, 0, s1});
+        e.bus.session_subscribed({other, t + "/#", mqtt::qos::at_least_once, false, 0, s1});
+    }
+    CHECK(e.be.stats().tracked_clients == tracked_before + 300);
+    for (int i = 0; i < 300; ++i) e.bus.session_terminated({c.clientid + "_" + std::to_string(i), s1});
+    CHECK(e.be.stats().tracked_clients == tracked_before);
+    e.settle();
+}
+
+TEST_CASE("retain lookup honours Retain Handling: 2 never, 1 only for a new subscription") {
+    PGTEST_REQUIRE_DSN(d);
+    env e(d, seed_hooks);
+    const auto t = "unitrh/" + pgtest::unique("rh");
+    e.bus.message_publish({"p", "", {}, {}}, make_msg(t, "kept", mqtt::qos::at_least_once, true, "p"), nullptr);
+    e.settle();
+    const client_info sub{pgtest::unique("unit_rh"), "", {}, {}};
+    auto retained_deliveries = [&] {
+        std::size_t n = 0;
+        for (const auto& dl : e.broker.take()) n += dl.retained ? dl.msgs.size() : 0;
+        return n;
+    };
+    e.bus.session_subscribed({sub, t, mqtt::qos::at_most_once, false, 2});
+    e.settle();
+    CHECK(retained_deliveries() == 0);
+    e.bus.session_subscribed({sub, t, mqtt::qos::at_most_once, true, 1});
+    e.settle();
+    CHECK(retained_deliveries() == 0);
+    e.bus.session_subscribed({sub, t, mqtt::qos::at_most_once, false, 1});
+    e.settle();
+    CHECK(retained_deliveries() == 1);
+    e.bus.session_subscribed({sub, t, mqtt::qos::at_most_once, true, 0});
+    e.settle();
+    CHECK(retained_deliveries() == 1);
 }

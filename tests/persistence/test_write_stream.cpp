@@ -1,6 +1,7 @@
 // The ordered batching stream against a real PostgreSQL: batching, order, a failing row
 // that fails alone, connections killed mid-stream (nothing lost, nothing twice, order
-// kept), holds released after commit, the bound, and shutdown with the server away.
+// kept), holds released after commit, the bound, shutdown with the server away, and
+// grouped operations (many rows in one statement) keeping all of that.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "backend_test_env.hpp"
+#include "persistence/pg_array.hpp"
 #include "persistence/write_stream.hpp"
 
 using namespace mqttd::persistence;
@@ -34,6 +36,9 @@ public:
         if (failed_) ++*failed_;
     }
     std::string describe() const override { return "row " + std::to_string(seq_); }
+    const std::string& table() const { return table_; }
+    int seq() const { return seq_; }
+    int v() const { return v_; }
     std::string last_state;
 
 private:
@@ -42,6 +47,31 @@ private:
     std::atomic<int>* done_;
     std::atomic<int>* failed_;
 };
+
+// row_op's rows in one statement, as the backend writes message rows.
+class rows_group final : public op_group {
+public:
+    void build(pg::batch& b, std::span<const stream_op* const> ops) const override {
+        pg::array_literal seqs, vs;
+        for (const auto* op : ops) {
+            const auto& r = static_cast<const row_op&>(*op);
+            seqs.add(std::int64_t{r.seq()});
+            vs.add(std::int64_t{r.v()});
+        }
+        b.query("INSERT INTO " + static_cast<const row_op&>(*ops.front()).table() +
+                    " (seq, v) SELECT s, v FROM unnest($1::integer[], $2::integer[]) WITH ORDINALITY AS t(s, v, n) "
+                    "ORDER BY n ON CONFLICT (seq) DO NOTHING",
+                {seqs.str(), vs.str()});
+    }
+};
+const rows_group rows;
+
+std::unique_ptr<row_op> grouped_row(const std::string& table, int seq, int v, std::atomic<int>* done = nullptr,
+                                    std::atomic<int>* failed = nullptr) {
+    auto op = std::make_unique<row_op>(table, seq, v, done, failed);
+    op->group = &rows;
+    return op;
+}
 
 struct fixture {
     explicit fixture(const std::string& dsn, std::size_t batch_size = 100, std::chrono::milliseconds delay = 2ms)
@@ -128,12 +158,18 @@ TEST_CASE("rows are written in order, many per round trip") {
 
 TEST_CASE("a failing row fails alone: logged once with its SQLSTATE, the others committed in order") {
     PGTEST_REQUIRE_DSN(d);
-    fixture f(d, 1000, 20ms);
+    bool grouped = false;
+    SUBCASE("one statement per row") {}
+    SUBCASE("grouped rows") { grouped = true; }
+    // A long delay: the rows land in one batch, however slowly they are pushed.
+    fixture f(d, 1000, 300ms);
     f.stream->start();
     std::atomic<int> done{0}, failed{0};
     const int n = 100;
-    for (int i = 0; i < n; ++i)
-        f.stream->push(std::make_unique<row_op>(f.table, i, i == 50 ? -1 : i, &done, &failed));
+    auto row = [&](int i, int v) {
+        return grouped ? grouped_row(f.table, i, v, &done, &failed) : std::make_unique<row_op>(f.table, i, v, &done, &failed);
+    };
+    for (int i = 0; i < n; ++i) f.stream->push(row(i, i == 50 ? -1 : i));
     REQUIRE(wait_until([&] { return done.load() + failed.load() == n; }));
     CHECK(done.load() == n - 1);
     CHECK(failed.load() == 1);
@@ -141,21 +177,35 @@ TEST_CASE("a failing row fails alone: logged once with its SQLSTATE, the others 
     want.erase(want.begin() + 50);
     CHECK(f.seqs_in_id_order() == want);
     CHECK(f.stream->stats().failed == 1);
+    CHECK(f.stream->stats().grouped == 0);  // that batch was written row by row
     CHECK(f.error_logs() == 1);
-    std::lock_guard lock(f.log_mutex);
-    bool found = false;
-    for (const auto& [l, t] : f.logs) found |= t.find("row 50") != std::string::npos && t.find("23514") != std::string::npos;
-    CHECK(found);
+    {
+        std::lock_guard lock(f.log_mutex);
+        bool found = false;
+        for (const auto& [l, t] : f.logs) found |= t.find("row 50") != std::string::npos && t.find("23514") != std::string::npos;
+        CHECK(found);
+    }
+    if (grouped) {  // the next batch is grouped again
+        for (int i = n; i < 2 * n; ++i) f.stream->push(row(i, i));
+        REQUIRE(wait_until([&] { return done.load() + failed.load() == 2 * n; }));
+        CHECK(f.stream->stats().grouped == static_cast<std::uint64_t>(n));
+    }
 }
 
 TEST_CASE("many failing rows: the batch ends up written row by row, every good row committed") {
     PGTEST_REQUIRE_DSN(d);
+    bool grouped = false;
+    SUBCASE("one statement per row") {}
+    SUBCASE("grouped rows") { grouped = true; }
     fixture f(d, 1000, 20ms);
     f.stream->start();
     std::atomic<int> done{0}, failed{0};
     const int n = 200;
-    for (int i = 0; i < n; ++i)
-        f.stream->push(std::make_unique<row_op>(f.table, i, i % 10 == 3 ? -1 : i, &done, &failed));
+    for (int i = 0; i < n; ++i) {
+        const int v = i % 10 == 3 ? -1 : i;
+        f.stream->push(grouped ? grouped_row(f.table, i, v, &done, &failed)
+                               : std::make_unique<row_op>(f.table, i, v, &done, &failed));
+    }
     REQUIRE(wait_until([&] { return done.load() + failed.load() == n; }));
     CHECK(failed.load() == 20);
     CHECK(done.load() == 180);
@@ -166,6 +216,9 @@ TEST_CASE("many failing rows: the batch ends up written row by row, every good r
 
 TEST_CASE("connections killed mid-stream: nothing lost, nothing twice, order kept") {
     PGTEST_REQUIRE_DSN(d);
+    bool grouped = false;
+    SUBCASE("one statement per row") {}
+    SUBCASE("grouped rows") { grouped = true; }
     fixture f(d, 50, 1ms);
     f.stream->start();
     std::atomic<int> done{0};
@@ -173,7 +226,7 @@ TEST_CASE("connections killed mid-stream: nothing lost, nothing twice, order kep
     std::atomic<bool> pushing{true};
     std::thread producer([&] {
         for (int i = 0; i < n; ++i) {
-            f.stream->push(std::make_unique<row_op>(f.table, i, i, &done));
+            f.stream->push(grouped ? grouped_row(f.table, i, i, &done) : std::make_unique<row_op>(f.table, i, i, &done));
             if (i % 10 == 0) std::this_thread::sleep_for(1ms);
         }
         pushing = false;
@@ -187,6 +240,7 @@ TEST_CASE("connections killed mid-stream: nothing lost, nothing twice, order kep
     REQUIRE(wait_until([&] { return done.load() == n; }, 30s));
     CHECK(killed >= 5);
     CHECK(f.seqs_in_id_order() == iota(n));
+    if (grouped) CHECK(f.stream->stats().grouped > 0);
     MESSAGE("terminated " << killed << " sessions; " << f.stream->stats().connection_retries << " batches written again");
 }
 
@@ -281,6 +335,8 @@ public:
     void done(std::span<pg::step_result>) override { ++done_; }
     void failed(const pg::step_result&) override { ++failed_; }
     std::string describe() const override { return "value " + std::to_string(v_); }
+    const std::string& table() const { return table_; }
+    int v() const { return v_; }
 
 private:
     std::string table_;
@@ -288,6 +344,18 @@ private:
     std::atomic<int>& done_;
     std::atomic<int>& failed_;
 };
+
+class plain_group final : public op_group {
+public:
+    void build(pg::batch& b, std::span<const stream_op* const> ops) const override {
+        pg::array_literal vs;
+        for (const auto* op : ops) vs.add(std::int64_t{static_cast<const plain_op&>(*op).v()});
+        b.query("INSERT INTO " + static_cast<const plain_op&>(*ops.front()).table() +
+                    " (v) SELECT v FROM unnest($1::integer[]) WITH ORDINALITY AS t(v, n) ORDER BY n",
+                {vs.str()});
+    }
+};
+const plain_group plains;
 }  // namespace
 
 TEST_CASE("a failure at COMMIT (deferred constraint): the rows are written one by one, the culprit fails alone") {
@@ -296,9 +364,16 @@ TEST_CASE("a failure at COMMIT (deferred constraint): the rows are written one b
     const auto t = pgtest::unique("bt_ws_deferred");
     f.admin.sql("CREATE TABLE " + t + " (id serial, v integer, CONSTRAINT " + t +
                 "_v UNIQUE (v) DEFERRABLE INITIALLY DEFERRED)");
+    bool grouped = false;
+    SUBCASE("one statement per row") {}
+    SUBCASE("grouped rows") { grouped = true; }
     f.stream->start();
     std::atomic<int> done{0}, failed{0};
-    for (int v : {1, 2, 3, 2, 4}) f.stream->push(std::make_unique<plain_op>(t, v, done, failed));
+    for (int v : {1, 2, 3, 2, 4}) {
+        auto op = std::make_unique<plain_op>(t, v, done, failed);
+        if (grouped) op->group = &plains;
+        f.stream->push(std::move(op));
+    }
     REQUIRE(wait_until([&] { return done.load() + failed.load() == 5; }));
     CHECK(done.load() == 4);
     CHECK(failed.load() == 1);
@@ -354,4 +429,69 @@ TEST_CASE("a transient error (serialization failure) is retried, not counted aga
     f.admin.sql("DROP TRIGGER flaky ON " + f.table);
     f.admin.sql("DROP FUNCTION " + fn + "()");
     f.admin.sql("DROP SEQUENCE " + seq);
+}
+
+namespace {
+// Counts the rows of the table when it runs: an ungrouped operation between grouped ones.
+class count_op final : public stream_op {
+public:
+    count_op(std::string table, std::atomic<std::int64_t>& seen) : table_(std::move(table)), seen_(seen) {}
+    void build(pg::batch& b) const override { b.query("SELECT count(*) FROM " + table_); }
+    void done(std::span<pg::step_result> r) override { seen_ = *r[0].rows.get_int(0, 0); }
+    std::string describe() const override { return "count"; }
+
+private:
+    std::string table_;
+    std::atomic<std::int64_t>& seen_;
+};
+
+}  // namespace
+
+TEST_CASE("grouped operations: one statement per group for many rows, in order, around the ungrouped ones") {
+    PGTEST_REQUIRE_DSN(d);
+    // A long delay: every operation lands in one batch, however slowly they are pushed.
+    fixture f(d, 1000, 300ms);
+    const auto other = pgtest::unique("bt_ws_other");
+    f.admin.sql("CREATE TABLE " + other + " (id serial, v integer)");
+    f.stream->start();
+    std::atomic<int> done{0}, failed{0};
+    std::atomic<std::int64_t> seen_between{-1};
+    // rows 0..99, a count, rows 100..199; each row followed by a row of another group.
+    for (int i = 0; i < 200; ++i) {
+        if (i == 100) f.stream->push(std::make_unique<count_op>(f.table, seen_between));
+        f.stream->push(grouped_row(f.table, i, i, &done));
+        auto o = std::make_unique<plain_op>(other, i, done, failed);
+        o->group = &plains;
+        f.stream->push(std::move(o));
+    }
+    REQUIRE(wait_until([&] { return done.load() == 400 && f.stream->stats().pending == 0; }));
+    CHECK(f.seqs_in_id_order() == iota(200));
+    auto r = f.admin.sql("SELECT string_agg(v::text, ',' ORDER BY id) = string_agg(v::text, ',' ORDER BY v) FROM " + other);
+    CHECK(r.rows.get(0, 0) == "t");
+    // The count ran after the rows before it and before the rows after it.
+    CHECK(seen_between.load() == 100);
+    const auto st = f.stream->stats();
+    CHECK(st.committed == 401);
+    CHECK(st.grouped == 400);
+    CHECK(st.batches == 1);
+    f.admin.sql("DROP TABLE " + other);
+}
+
+TEST_CASE("a batch takes no more operations than batch_bytes allow, one at least") {
+    PGTEST_REQUIRE_DSN(d);
+    fixture f(d, 1000, 300ms);
+    f.stream->start();
+    std::atomic<int> done{0};
+    // Each counts for 12 MiB: two fit in the default 32 MiB, a third does not.
+    for (int i = 0; i < 10; ++i) {
+        auto op = grouped_row(f.table, i, i, &done);
+        op->bytes = 12u << 20;
+        f.stream->push(std::move(op));
+    }
+    auto big = std::make_unique<row_op>(f.table, 10, 10, &done);
+    big->bytes = 100u << 20;  // more than a batch may hold: a batch of its own
+    f.stream->push(std::move(big));
+    REQUIRE(wait_until([&] { return done.load() == 11; }));
+    CHECK(f.seqs_in_id_order() == iota(11));
+    CHECK(f.stream->stats().batches == 6);
 }

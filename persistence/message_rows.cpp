@@ -1,0 +1,149 @@
+// The mqtt_msg rows (on_message_publish, on_message_store) and the ack pointers that
+// refer to them (on_message_acked), as operations of the pool's stream. Alone, each is
+// one statement. Together (one op_group), the rows and acks that come between two other
+// operations of a batch are one statement:
+//     WITH ins AS (INSERT INTO mqtt_msg ... SELECT FROM unnest(arrays) RETURNING msgid, id)
+//     INSERT INTO mqtt_acked ... (the furthest acked row id of each pointer)
+// in which an ack finds its message's row id among the rows inserted with it, or in the
+// pool's row_ids, and looks the msgid up only when it is in neither.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "persistence/backend_impl.hpp"
+#include "persistence/pg_array.hpp"
+#include "persistence/statements.hpp"
+
+namespace mqttd::persistence {
+
+namespace {
+
+// The array parameters of one statement for many rows and acks.
+struct row_arrays {
+    std::size_t messages = 0;
+    pg::array_literal msgid, sender, topic, qos, retain, payload, arrived;
+    // (client, filter) -> the furthest row id acked, of the known ones
+    std::map<std::pair<std::string_view, std::string_view>, std::int64_t> furthest;
+    std::size_t acks = 0;
+    pg::array_literal ack_client, ack_filter, ack_msgid, ack_id;
+    std::string scratch;
+};
+
+class message_rows final : public op_group {
+public:
+    void build(pg::batch& b, std::span<const stream_op* const> ops) const override;
+    void done(std::span<const stream_op* const> ops, const pg::step_result& result) const override;
+};
+const message_rows message_rows_group;
+
+class row_op : public stream_op {
+public:
+    explicit row_op(pool_runtime& p) : pool_(p) { group = &message_rows_group; }
+    virtual void add_to(row_arrays& a) const = 0;
+    pool_runtime& pool() const { return pool_; }
+
+protected:
+    pool_runtime& pool_;
+};
+
+class message_insert_op final : public row_op {
+public:
+    message_insert_op(pool_runtime& p, message_ptr m, std::string_view fn)
+        : row_op(p), msg_(std::move(m)), at_(sql::timestamp_text(msg_->timestamp)), fn_(fn) {
+        bytes = 128 + msg_->topic.size() + msg_->payload.size() * 2;
+    }
+    void build(pg::batch& b) const override {
+        std::string scratch;
+        const auto& m = *msg_;
+        b.execute(sql::message_insert,
+                  {m.msgid, m.sender, m.topic, static_cast<int>(m.qos), m.retain ? 1 : 0,
+                   payload_param(m.payload.view(), pool_.schema.msg_payload, scratch), at_});
+    }
+    void add_to(row_arrays& a) const override {
+        const auto& m = *msg_;
+        ++a.messages;
+        a.msgid.add(m.msgid);
+        a.sender.add(m.sender);
+        a.topic.add(m.topic);
+        a.qos.add(static_cast<std::int64_t>(m.qos));
+        a.retain.add(std::int64_t{m.retain ? 1 : 0});
+        // In a text array a bytea element is written in bytea's text form, `\x` and hex.
+        a.payload.add(pool_.schema.msg_payload == payload_column::bytea ? payload_to_hex(m.payload.view(), a.scratch)
+                                                                        : payload_to_text(m.payload.view(), a.scratch));
+        a.arrived.add(at_);
+    }
+    std::string describe() const override {
+        return fmt::format("{} (topic {}, msgid {})", fn_, msg_->topic, msg_->msgid);
+    }
+
+private:
+    message_ptr msg_;
+    std::string at_;
+    std::string_view fn_;
+};
+
+class ack_op final : public row_op {
+public:
+    ack_op(pool_runtime& p, std::string clientid, std::string filter, std::string msgid)
+        : row_op(p), clientid_(std::move(clientid)), filter_(std::move(filter)), msgid_(std::move(msgid)) {}
+    void build(pg::batch& b) const override { b.execute(sql::ack_advance, {clientid_, filter_, msgid_}); }
+    void add_to(row_arrays& a) const override {
+        ++a.acks;
+        if (auto id = pool_.ids.find(msgid_)) {
+            auto [it, fresh] = a.furthest.try_emplace({clientid_, filter_}, *id);
+            if (!fresh) it->second = std::max(it->second, *id);
+            return;
+        }
+        a.ack_client.add(clientid_);
+        a.ack_filter.add(filter_);
+        a.ack_msgid.add(msgid_);
+        a.ack_id.add_null();
+    }
+    std::string describe() const override {
+        return fmt::format("on_message_acked (client {}, filter {}, msgid {})", clientid_, filter_, msgid_);
+    }
+
+private:
+    std::string clientid_, filter_, msgid_;
+};
+
+void message_rows::build(pg::batch& b, std::span<const stream_op* const> ops) const {
+    row_arrays a;
+    for (const auto* op : ops) static_cast<const row_op&>(*op).add_to(a);
+    for (const auto& [key, id] : a.furthest) {
+        a.ack_client.add(key.first);
+        a.ack_filter.add(key.second);
+        a.ack_msgid.add_null();
+        a.ack_id.add(id);
+    }
+    if (a.acks == 0)
+        b.execute(sql::message_insert_rows, {a.msgid.str(), a.sender.str(), a.topic.str(), a.qos.str(), a.retain.str(),
+                                             a.payload.str(), a.arrived.str()});
+    else if (a.messages == 0)
+        b.execute(sql::ack_advance_rows, {a.ack_client.str(), a.ack_filter.str(), a.ack_msgid.str(), a.ack_id.str()});
+    else
+        b.execute(sql::message_ack_rows,
+                  {a.msgid.str(), a.sender.str(), a.topic.str(), a.qos.str(), a.retain.str(), a.payload.str(),
+                   a.arrived.str(), a.ack_client.str(), a.ack_filter.str(), a.ack_msgid.str(), a.ack_id.str()});
+}
+
+void message_rows::done(std::span<const stream_op* const> ops, const pg::step_result& result) const {
+    // (msgid, id) of each message row inserted, for the acks to come
+    auto& ids = static_cast<const row_op&>(*ops.front()).pool().ids;
+    const auto& rows = result.rows;
+    for (std::size_t i = 0; i < rows.size(); ++i)
+        if (auto id = rows.get_int(i, 1)) ids.add(rows.get(i, 0), *id);
+}
+
+}  // namespace
+
+op_ptr message_insert(pool_runtime& p, message_ptr m, std::string_view function) {
+    return std::make_unique<message_insert_op>(p, std::move(m), function);
+}
+
+op_ptr ack_advance(pool_runtime& p, const std::string& clientid, const std::string& filter, const std::string& msgid) {
+    return std::make_unique<ack_op>(p, clientid, filter, msgid);
+}
+
+}  // namespace mqttd::persistence
