@@ -128,8 +128,9 @@ void connection::read_available() {
         const auto n = transport_->read_now(asio::buffer(space.data(), space.size()), ec);
         decoder_.commit(n);
         if (ec == asio::error::would_block || ec == asio::error::try_again) {
-            // Drained: an idle connection keeps no read buffer.
-            decoder_.trim(0);
+            // Drained. A connection reading little keeps no buffer while idle; a busy one
+            // keeps its (empty) buffer rather than allocate and clear it every turn.
+            decoder_.trim(read_size_ > min_read_size ? 2 * std::size_t{read_size_} : 0);
             return arm_read();
         }
         if (ec) return reading_stopped();
