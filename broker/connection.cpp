@@ -64,7 +64,9 @@ void connection::start(connection_set& set) {
         self->last_rx_ = clock::now();
         self->keepalive_limit_ = self->broker_.options().connect_timeout;
         self->read_active_ = true;
-        self->arm_read();
+        // Read first, wait after: the socket's first readiness may have been reported
+        // (edge-triggered) before this connection began to wait, and would not be again.
+        self->read_available();
         if (self->broker_.stopping()) self->shutdown_now();
     });
 }
