@@ -103,6 +103,7 @@ void connection::finish() noexcept {
     if (socket_.is_open()) socket_.release();
     if (conn_) PQfinish(conn_);
     conn_ = nullptr;
+    sent_.clear();
     state_ = state::disconnected;
     closing_ = false;
 }
@@ -309,7 +310,7 @@ asio::awaitable<std::error_code> connection::connect(const conninfo& info, clock
     }
     std::vector<pending> q;
     std::vector<step_result> no_steps;
-    if (!send_prepares(q)) {
+    if (!send_prepares(q, true)) {
         fail_connect("cannot prepare statements on " + where + ": " + one_line(PQerrorMessage(conn_)));
         co_return errc::connection_lost;
     }
@@ -329,7 +330,7 @@ asio::awaitable<std::error_code> connection::connect(const conninfo& info, clock
     co_return std::error_code{};
 }
 
-bool connection::send_prepares(std::vector<pending>& q) {
+bool connection::send_prepares(std::vector<pending>& q, bool sync_each) {
     for (std::size_t i = 0; i < statements_.size(); ++i) {
         statement& s = statements_[i];
         if (s.sent) continue;
@@ -338,14 +339,16 @@ bool connection::send_prepares(std::vector<pending>& q) {
             return false;
         s.sent = true;
         q.push_back({pending::kind::prepare, static_cast<std::uint32_t>(i)});
-        // A sync after each: one bad statement must not abort the preparation of the others.
+        // A sync after each: one bad statement must not abort the preparation of the others
+        // (except behind a chained batch, whose condition a Sync would end).
+        if (!sync_each) continue;
         if (!PQpipelineSync(conn_)) return false;
         q.push_back({pending::kind::sync, 0});
     }
     return true;
 }
 
-bool connection::send_steps(const batch& b, std::vector<pending>& q) {
+bool connection::send_steps(const batch& b, std::vector<pending>& q, bool chain) {
     const char* arena = b.arena_.data();
     for (std::size_t i = 0; i < b.steps_.size(); ++i) {
         const batch::step& st = b.steps_[i];
@@ -369,9 +372,12 @@ bool connection::send_steps(const batch& b, std::vector<pending>& q) {
                                                    formats_.data(), result_format);
         if (!sent) return false;
         q.push_back({pending::kind::step, static_cast<std::uint32_t>(i)});
-        // Every segment ends with a Sync, which also makes the server flush its output:
-        // no PQsendFlushRequest is needed.
-        if (st.sync_after || i + 1 == b.steps_.size()) {
+        // Every segment ends with a Sync, which also makes the server flush its output; a
+        // chained batch ends with a flush request alone.
+        const bool last = i + 1 == b.steps_.size();
+        if (last && chain) {
+            if (!PQsendFlushRequest(conn_)) return false;
+        } else if (st.sync_after || last) {
             if (!PQpipelineSync(conn_)) return false;
             q.push_back({pending::kind::sync, 0});
         }
@@ -483,51 +489,74 @@ asio::awaitable<connection::exchange_outcome> connection::exchange(const std::ve
 }
 
 asio::awaitable<batch_result> connection::run(const batch& b, clock::duration timeout) {
-    op_guard guard(*this);
+    if (!sent_.empty()) throw std::logic_error("pg::connection: run() with batches sent and not received");
+    if (b.empty()) co_return batch_result{};
+    const bool connected = usable();
+    if (connected && send(b, false)) co_return co_await receive(timeout);
     batch_result res;
     res.steps.resize(b.size());
-    auto fail_all = [&](std::error_code ec) {
-        for (auto& s : res.steps) {
-            s.ec = ec;
-            s.message = last_error_;
-        }
-    };
-    if (!usable()) {
-        fail_all(errc::not_connected);
-        co_return res;
+    for (auto& s : res.steps) {
+        s.ec = connected ? errc::connection_lost : errc::not_connected;
+        s.message = last_error_;
     }
-    if (b.empty()) co_return res;
-    const auto deadline = deadline_after(timeout);
+    co_return res;
+}
 
-    std::vector<pending> q;
-    q.reserve(b.size() * 2);
-    if (!send_prepares(q) || !send_steps(b, q)) {
+bool connection::send(const batch& b, bool chain) {
+    if (busy_) throw std::logic_error("pg::connection: send() while an operation is pending");
+    if (!usable() || b.empty()) return false;
+    sent_batch s{&b, {}};
+    s.q.reserve(b.size() * 2);
+    // Behind a chained batch a Sync would end its condition.
+    const bool behind_chain = !sent_.empty();
+    const bool ok = send_prepares(s.q, !behind_chain) && send_steps(b, s.q, chain);
+    if (!ok) {
         state_ = state::broken;
         last_error_ = one_line(PQerrorMessage(conn_));
-        fail_all(errc::connection_lost);
+        return false;
+    }
+    PQflush(conn_);  // under way now; receive() flushes the rest
+    sent_.push_back(std::move(s));
+    return true;
+}
+
+asio::awaitable<batch_result> connection::receive(clock::duration timeout) {
+    if (sent_.empty()) throw std::logic_error("pg::connection: receive() with nothing sent");
+    op_guard guard(*this);
+    const sent_batch s = std::move(sent_.front());
+    sent_.pop_front();
+    const batch& b = *s.b;
+    batch_result res;
+    res.steps.resize(b.size());
+    if (!usable()) {
+        for (auto& st : res.steps) {
+            st.ec = errc::connection_lost;
+            st.message = last_error_;
+        }
         co_return res;
     }
-    const exchange_outcome o = co_await exchange(q, res.steps, deadline);
+    const auto deadline = deadline_after(timeout);
+    const exchange_outcome o = co_await exchange(s.q, res.steps, deadline);
     if (o.ec) {
         // What was not answered may or may not have run: report the connection's fate.
         const std::string why = o.ec == errc::closed ? std::string("connection closed") : last_error_;
-        for (std::size_t k = o.done; k < q.size(); ++k) {
-            if (q[k].what != pending::kind::step) continue;
-            step_result& s = res.steps[q[k].index];
-            if (s.ec && is_connection_error(s.ec)) continue;  // the server's own word (e.g. 57P01) says more
-            s.ec = o.ec;
-            s.message = why;
-            s.rows = rowset();
+        for (std::size_t k = o.done; k < s.q.size(); ++k) {
+            if (s.q[k].what != pending::kind::step) continue;
+            step_result& st = res.steps[s.q[k].index];
+            if (st.ec && is_connection_error(st.ec)) continue;  // the server's own word (e.g. 57P01) says more
+            st.ec = o.ec;
+            st.message = why;
+            st.rows = rowset();
         }
     }
     // Once a step met the connection's end, the steps after it did not run because of
     // that, not because of a statement error (libpq reports them as aborted).
     for (std::size_t i = 0, dead = b.size(); i < b.size(); ++i) {
-        step_result& s = res.steps[i];
-        if (dead < i && s.ec == errc::pipeline_aborted) {
-            s.ec = errc::connection_lost;
-            s.message = res.steps[dead].message;
-        } else if (dead == b.size() && is_connection_error(s.ec)) {
+        step_result& st = res.steps[i];
+        if (dead < i && st.ec == errc::pipeline_aborted) {
+            st.ec = errc::connection_lost;
+            st.message = res.steps[dead].message;
+        } else if (dead == b.size() && is_connection_error(st.ec)) {
             dead = i;
         }
     }
@@ -535,17 +564,31 @@ asio::awaitable<batch_result> connection::run(const batch& b, clock::duration ti
     // A step that used a statement the server refused to prepare: give its reason rather
     // than "prepared statement does not exist".
     for (std::size_t i = 0; i < b.steps_.size(); ++i) {
-        step_result& s = res.steps[i];
-        if (!b.steps_[i].prepared || s.ec != sqlstate::invalid_sql_statement_name) continue;
+        step_result& st = res.steps[i];
+        if (!b.steps_[i].prepared || st.ec != sqlstate::invalid_sql_statement_name) continue;
         std::string_view name(b.arena_.data() + b.steps_[i].text_offset);
-        for (const auto& st : statements_) {
-            if (st.name != name || !st.ec) continue;
-            s.ec = st.ec;
-            s.message = "preparing " + st.name + " failed: " + st.message;
+        for (const auto& stmt : statements_) {
+            if (stmt.name != name || !stmt.ec) continue;
+            st.ec = stmt.ec;
+            st.message = "preparing " + stmt.name + " failed: " + stmt.message;
         }
     }
-    // An explicit transaction that failed stays open (aborted) after the Sync: roll it
-    // back so that the next user of this session starts clean.
+    if (sent_.empty()) co_await end_pipeline(deadline);
+    co_return res;
+}
+
+// With nothing more sent: ends a pipeline that a failure left skipping requests, and
+// rolls back a transaction left failed, so that the session is clean for the next user;
+// one left open (BEGIN without COMMIT) stays open: see in_transaction().
+asio::awaitable<void> connection::end_pipeline(clock::time_point deadline) {
+    if (usable() && PQpipelineStatus(conn_) == PQ_PIPELINE_ABORTED) {
+        std::vector<pending> q{{pending::kind::sync, 0}};
+        std::vector<step_result> none;
+        if (!PQpipelineSync(conn_))
+            state_ = state::broken;
+        else
+            co_await exchange(q, none, deadline);
+    }
     if (usable() && PQtransactionStatus(conn_) == PQTRANS_INERROR) {
         batch rb;
         rb.rollback();
@@ -556,7 +599,6 @@ asio::awaitable<batch_result> connection::run(const batch& b, clock::duration ti
         else
             co_await exchange(rq, rr, deadline);
     }
-    co_return res;
 }
 
 bool connection::check_alive() {

@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -65,6 +66,22 @@ public:
     // failed is rolled back before this returns, so the session is clean for the next
     // user; one it left open (BEGIN without COMMIT) stays open: see in_transaction().
     boost::asio::awaitable<batch_result> run(const batch& b, clock::duration timeout = no_timeout);
+
+    // Pipelined use, for a caller that keeps the server busy while it prepares what comes
+    // next: send() queues the steps of `b` behind those already sent, and receive()
+    // returns the results of the oldest batch sent and not yet received (as run() would).
+    // A batch sent with `chain` ends with a flush request instead of a Sync, so the
+    // batches sent after it run only if every one of its steps succeeds: after a failure
+    // the server skips whatever follows up to the next Sync (errc::pipeline_aborted), and
+    // the receive() that empties the pipeline sends that Sync and rolls back a failed
+    // transaction. `b` must stay alive until received. send() is not an operation (it
+    // does not wait) but may not be called while one is pending; false when the session
+    // is not usable or broke while sending (then `b` counts as not sent; the batches sent
+    // before it report the lost connection).
+    bool send(const batch& b, bool chain);
+    boost::asio::awaitable<batch_result> receive(clock::duration timeout = no_timeout);
+    // Batches sent and not yet received.
+    std::size_t in_flight() const noexcept { return sent_.size(); }
 
     // Without waiting: reads whatever the server sent while the session was idle (for
     // example the FATAL notice that precedes pg_terminate_backend's hang-up) and says
@@ -122,11 +139,17 @@ private:
 
     class op_guard;
 
+    struct sent_batch {
+        const batch* b;
+        std::vector<pending> q;
+    };
+
     boost::asio::awaitable<std::error_code> resolve(conninfo& info, clock::time_point deadline);
     boost::asio::awaitable<wake> wait_socket(wait_for what, clock::time_point deadline);
     void attach_socket();
-    bool send_prepares(std::vector<pending>& q);
-    bool send_steps(const batch& b, std::vector<pending>& q);
+    bool send_prepares(std::vector<pending>& q, bool sync_each);
+    bool send_steps(const batch& b, std::vector<pending>& q, bool chain = false);
+    boost::asio::awaitable<void> end_pipeline(clock::time_point deadline);
     boost::asio::awaitable<exchange_outcome> exchange(const std::vector<pending>& q, std::vector<step_result>& out,
                                                       clock::time_point deadline);
     void store(const pending& p, ::pg_result* r, std::vector<step_result>& out);
@@ -145,6 +168,7 @@ private:
     bool closing_ = false;  // close() came while an operation was pending
     std::string last_error_;
     std::vector<statement> statements_;
+    std::deque<sent_batch> sent_;
     // Reused between steps so that sending a large batch does not allocate per step.
     std::vector<const char*> values_;
     std::vector<int> lengths_, formats_;

@@ -145,7 +145,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
             last_error = n->conn.last_error();
             log(log_level::warning, fmt::format("lost connection to {}: {}; reconnecting", where, last_error));
             n->state = node_state::broken;
-        } else if (n->conn.in_transaction()) {
+        } else if (n->conn.in_transaction() || n->conn.in_flight() > 0) {
             // A transaction left open would leak into the next user: start afresh.
             log(log_level::warning, "a connection was given back inside a transaction; reconnecting it");
             n->state = node_state::broken;
@@ -334,8 +334,12 @@ asio::awaitable<batch_result> pool::run(const batch& b) {
         }
         co_return r;
     }
-    const auto t = self->params.query_timeout;
-    co_return co_await conn->run(b, t.count() > 0 ? clock::duration(t) : connection::no_timeout);
+    co_return co_await conn->run(b, run_timeout());
+}
+
+connection::clock::duration pool::run_timeout() const noexcept {
+    const auto t = impl_->params.query_timeout;
+    return t.count() > 0 ? connection::clock::duration(t) : connection::no_timeout;
 }
 
 void pool::close() {

@@ -152,6 +152,8 @@ public:
     // acquire() + connection::run(b, query_timeout) + give back. When no connection can
     // be had, every step reports acquire()'s error.
     boost::asio::awaitable<batch_result> run(const batch& b);
+    // The limit run() puts on one batch, for callers that use an acquired connection.
+    connection::clock::duration run_timeout() const noexcept;
 
     // Closes every connection: pending operations finish with errc::closed, waiting
     // acquires with errc::closed, and the connections' coroutines end. Idempotent.

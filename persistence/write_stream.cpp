@@ -16,6 +16,36 @@ namespace mqttd::persistence {
 
 namespace asio = boost::asio;
 
+// Where each operation's steps, and each segment's, are in a plan's batch.
+struct write_stream::span {
+    std::size_t op;
+    std::size_t first;
+    std::size_t count;  // 0 for an operation written with its group
+};
+struct write_stream::segment {
+    std::size_t first_step, end_step;
+    std::size_t first_span, end_span;
+};
+// The grouped operations of one group gathered since the last ungrouped operation, and
+// once written, the steps [first, end) written for them.
+struct write_stream::gathered {
+    const op_group* group;
+    std::vector<std::size_t> ops;
+    std::size_t first = 0, end = 0;
+};
+struct write_stream::plan {
+    pg::batch b;
+    std::vector<span> spans;
+    std::vector<segment> segs;
+    std::vector<gathered> group_steps;
+};
+// A batch sent behind the ones before it, its results not yet received.
+struct write_stream::flight {
+    std::vector<op_ptr> ops;
+    std::size_t left = 0;
+    plan p;
+};
+
 write_stream::write_stream(pg::pool& pool, stream_params params, log_function log)
     : pool_(pool),
       params_(std::move(params)),
@@ -119,6 +149,7 @@ stream_stats write_stream::stats() const {
     s.rounds_after_error = rounds_after_error_.load();
     s.connection_retries = connection_retries_.load();
     s.grouped = grouped_.load();
+    s.chained = chained_.load();
     s.pending = pending_.load();
     s.pending_bytes = pending_bytes_.load();
     return s;
@@ -176,11 +207,13 @@ asio::awaitable<void> write_stream::run() {
 
     std::vector<op_ptr> ops;
     for (;;) {
-        bool done = false, wait = false;
+        bool done = false, wait = false, land_first = false;
         clock::time_point wake_at = clock::time_point::max();
         {
             std::lock_guard lock(mutex_);
-            if (abandoning()) {
+            if (!flights_.empty() && (abandoning() || queue_.empty() || flights_.size() >= max_flights)) {
+                land_first = true;
+            } else if (abandoning()) {
                 done = true;
             } else if (queue_.empty()) {
                 done = stopping_;
@@ -203,17 +236,32 @@ asio::awaitable<void> write_stream::run() {
             if (wait) sleeping_ = true;
         }
         if (done) break;
+        if (land_first) {
+            co_await land();
+            release_parked_if_under();
+            continue;
+        }
         if (wait) {
+            if (flights_.empty()) chain_.reset();  // idle: the connection goes back to the pool
             timer_.expires_at(wake_at);
             co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
             std::lock_guard lock(mutex_);
             sleeping_ = false;
             continue;
         }
-        co_await execute(ops);
+        if (flights_.empty() && !chain_ && pool_.stats().idle > 0) {  // never waits for a connection here
+            auto [ec, c] = co_await pool_.acquire();
+            if (!ec) chain_ = std::move(c);
+        }
+        if (!send_chained(ops)) {
+            while (!flights_.empty()) co_await land();
+            chain_.reset();
+            co_await execute(ops, ops.size(), {});
+        }
         ops.clear();
         release_parked_if_under();
     }
+    chain_.reset();
 
     // Whatever is left was not written: shutdown passed its deadline.
     std::deque<op_ptr> left;
@@ -243,234 +291,282 @@ asio::awaitable<void> write_stream::run() {
     finished_cv_.notify_all();
 }
 
-asio::awaitable<void> write_stream::execute(std::vector<op_ptr>& ops) {
-    struct span {
-        std::size_t op;
-        std::size_t first;
-        std::size_t count;  // 0 for an operation written with its group
-    };
-    struct segment {
-        std::size_t first_step, end_step;
-        std::size_t first_span, end_span;
-    };
-    // The grouped operations of one group gathered since the last ungrouped operation,
-    // and once written, the steps [first, end) written for them.
-    struct gathered {
-        const op_group* group;
-        std::vector<std::size_t> ops;
-        std::size_t first = 0, end = 0;
-    };
-    std::vector<span> spans;
-    std::vector<segment> segs;
-    std::vector<gathered> gather, group_steps;
+void write_stream::build(std::vector<op_ptr>& ops, plan& p, const round_state& st, std::size_t& left) {
+    auto& b = p.b;
+    b.clear();
+    p.spans.clear();
+    p.segs.clear();
+    p.group_steps.clear();
+    std::vector<gathered> gather;
     std::vector<const stream_op*> members;
-    std::size_t left = ops.size();
-    bool isolate = false, grouping = true;
-    unsigned rounds = 0, attempt = 0;
-    pg::batch b;
-
-    while (left > 0) {
-        b.clear();
-        spans.clear();
-        segs.clear();
-        group_steps.clear();
-        bool tx_open = false, after_tx = false;
-        // Each group's share as one statement (one operation alone: its own steps).
-        auto write_gathered = [&] {
-            for (auto& g : gather) {
-                const auto first = b.size();
-                if (g.ops.size() == 1) {
-                    ops[g.ops.front()]->build(b);
-                    spans.push_back({g.ops.front(), first, b.size() - first});
-                    continue;
-                }
-                members.clear();
-                for (auto i : g.ops) members.push_back(ops[i].get());
-                g.group->build(b, members);
-                g.first = first;
-                g.end = b.size();
-                for (auto i : g.ops) spans.push_back({i, first, 0});
-                group_steps.push_back(std::move(g));
-            }
-            gather.clear();
-        };
-        auto close_tx = [&] {
-            if (!tx_open) return;
-            write_gathered();
-            b.commit();
-            b.sync();
-            segs.back().end_step = b.size();
-            segs.back().end_span = spans.size();
-            tx_open = false;
-            after_tx = true;
-        };
-        // A transaction that failed stays open, aborted, past its Sync and would fail
-        // every later segment: each segment after one starts by ending it (a ROLLBACK
-        // with no transaction open is only a warning). Its result belongs to no segment.
-        auto start_segment = [&] {
-            if (!after_tx) return;
-            b.rollback();
-            b.sync();
-            after_tx = false;
-        };
-        for (std::size_t i = 0; i < ops.size(); ++i) {
-            if (!ops[i]) continue;
-            if (ops[i]->own_segment) {
-                close_tx();
-                start_segment();
-                const auto first = b.size();
-                ops[i]->build(b);
-                if (b.size() == first) {  // nothing to write
-                    ops[i]->done({});
-                    ++committed_;
-                    settle(ops[i]);
-                    --left;
-                    continue;
-                }
-                b.sync();
-                segs.push_back({first, b.size(), spans.size(), spans.size() + 1});
-                spans.push_back({i, first, b.size() - first});
+    bool tx_open = false, after_tx = false;
+    // Each group's share as one statement (one operation alone: its own steps).
+    auto write_gathered = [&] {
+        for (auto& g : gather) {
+            const auto first = b.size();
+            if (g.ops.size() == 1) {
+                ops[g.ops.front()]->build(b);
+                p.spans.push_back({g.ops.front(), first, b.size() - first});
                 continue;
             }
-            // Isolated, an operation still gets a transaction of its own: a failure at
-            // COMMIT (a deferred constraint) is then its failure, not a neighbour's.
-            if (isolate) close_tx();
-            if (!tx_open) {
-                start_segment();
-                segs.push_back({b.size(), 0, spans.size(), 0});
-                b.begin();
-                tx_open = true;
-            }
-            if (ops[i]->group && grouping && !isolate) {
-                auto g = std::find_if(gather.begin(), gather.end(),
-                                      [&](const gathered& x) { return x.group == ops[i]->group; });
-                if (g == gather.end())
-                    gather.push_back({ops[i]->group, {i}});
-                else
-                    g->ops.push_back(i);
-                continue;
-            }
-            write_gathered();
+            members.clear();
+            for (auto i : g.ops) members.push_back(ops[i].get());
+            g.group->build(b, members);
+            g.first = first;
+            g.end = b.size();
+            for (auto i : g.ops) p.spans.push_back({i, first, 0});
+            p.group_steps.push_back(std::move(g));
+        }
+        gather.clear();
+    };
+    auto close_tx = [&] {
+        if (!tx_open) return;
+        write_gathered();
+        b.commit();
+        b.sync();
+        p.segs.back().end_step = b.size();
+        p.segs.back().end_span = p.spans.size();
+        tx_open = false;
+        after_tx = true;
+    };
+    // A transaction that failed stays open, aborted, past its Sync and would fail
+    // every later segment: each segment after one starts by ending it (a ROLLBACK
+    // with no transaction open is only a warning). Its result belongs to no segment.
+    auto start_segment = [&] {
+        if (!after_tx) return;
+        b.rollback();
+        b.sync();
+        after_tx = false;
+    };
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+        if (!ops[i]) continue;
+        if (ops[i]->own_segment) {
+            close_tx();
+            start_segment();
             const auto first = b.size();
             ops[i]->build(b);
-            spans.push_back({i, first, b.size() - first});
-            if (isolate) close_tx();
+            if (b.size() == first) {  // nothing to write
+                ops[i]->done({});
+                ++committed_;
+                settle(ops[i]);
+                --left;
+                continue;
+            }
+            b.sync();
+            p.segs.push_back({first, b.size(), p.spans.size(), p.spans.size() + 1});
+            p.spans.push_back({i, first, b.size() - first});
+            continue;
         }
-        close_tx();
-        if (spans.empty()) break;
+        // Isolated, an operation still gets a transaction of its own: a failure at
+        // COMMIT (a deferred constraint) is then its failure, not a neighbour's.
+        if (st.isolate) close_tx();
+        if (!tx_open) {
+            start_segment();
+            p.segs.push_back({b.size(), 0, p.spans.size(), 0});
+            b.begin();
+            tx_open = true;
+        }
+        if (ops[i]->group && st.grouping && !st.isolate) {
+            auto g = std::find_if(gather.begin(), gather.end(),
+                                  [&](const gathered& x) { return x.group == ops[i]->group; });
+            if (g == gather.end())
+                gather.push_back({ops[i]->group, {i}});
+            else
+                g->ops.push_back(i);
+            continue;
+        }
+        write_gathered();
+        const auto first = b.size();
+        ops[i]->build(b);
+        p.spans.push_back({i, first, b.size() - first});
+        if (st.isolate) close_tx();
+    }
+    close_tx();
+}
 
-        auto r = co_await pool_.run(b);
-        ++batches_;
-        bool connection_error = false, row_error = false, group_error = false;
-        for (const auto& sg : segs) {
-            std::size_t bad = sg.end_step;
-            bool aborted = false;
-            for (std::size_t s = sg.first_step; s < sg.end_step; ++s) {
-                const auto& ec = r.steps[s].ec;
-                if (!ec) continue;
-                if (ec == pg::errc::pipeline_aborted) {
-                    aborted = true;
-                    continue;
-                }
-                bad = s;
-                break;
-            }
-            if (bad == sg.end_step) {
-                if (aborted) {  // aborted without a cause in this segment: write it again
-                    connection_error = true;
-                    continue;
-                }
-                for (const auto& g : group_steps) {
-                    if (g.first < sg.first_step || g.first >= sg.end_step) continue;
-                    members.clear();
-                    for (auto i : g.ops) members.push_back(ops[i].get());
-                    g.group->done(members, r.steps[g.first]);
-                }
-                for (std::size_t k = sg.first_span; k < sg.end_span; ++k) {
-                    auto& sp = spans[k];
-                    ops[sp.op]->done(std::span<pg::step_result>(r.steps.data() + sp.first, sp.count));
-                    ++committed_;
-                    if (sp.count == 0) ++grouped_;
-                    settle(ops[sp.op]);
-                    --left;
-                }
+write_stream::outcome write_stream::analyze(std::vector<op_ptr>& ops, plan& p, pg::batch_result& r, round_state& st,
+                                            std::size_t& left) {
+    outcome out;
+    std::vector<const stream_op*> members;
+    for (const auto& sg : p.segs) {
+        std::size_t bad = sg.end_step;
+        bool aborted = false;
+        for (std::size_t s = sg.first_step; s < sg.end_step; ++s) {
+            const auto& ec = r.steps[s].ec;
+            if (!ec) continue;
+            if (ec == pg::errc::pipeline_aborted) {
+                aborted = true;
                 continue;
             }
-            if (!pg::is_statement_error(r.steps[bad].ec)) {
-                // Not the row's fault (the connection, a serialization failure, a full
-                // disk, an error without a SQLSTATE): nothing of the segment is settled,
-                // it is written again after a pause. Only a row the server rejects for
-                // what it is may be dropped, or an acknowledged message could be lost.
-                if (!pg::is_connection_error(r.steps[bad].ec))
-                    log_(pg::log_level::warning,
-                         fmt::format("{}: a batch failed ({}{}{}); writing it again", params_.name,
-                                     pg::sqlstate_of(r.steps[bad].ec).empty()
-                                         ? r.steps[bad].ec.message()
-                                         : "SQLSTATE " + pg::sqlstate_of(r.steps[bad].ec),
-                                     r.steps[bad].message.empty() ? "" : ": ", r.steps[bad].message));
-                connection_error = true;
-                continue;
-            }
-            if (std::any_of(group_steps.begin(), group_steps.end(),
-                            [bad](const gathered& g) { return bad >= g.first && bad < g.end; })) {
-                // One of the group's operations is at fault, but which? Written again one
-                // statement per operation, the culprit fails alone.
-                log_(pg::log_level::debug,
-                     fmt::format("{}: a statement for several operations failed ({}); writing them one by one",
-                                 params_.name, r.steps[bad].message));
-                grouping = false;
-                group_error = true;
-                continue;
-            }
-            row_error = true;
-            auto owner = std::find_if(spans.begin() + static_cast<std::ptrdiff_t>(sg.first_span),
-                                            spans.begin() + static_cast<std::ptrdiff_t>(sg.end_span),
-                                            [bad](const span& sp) { return bad >= sp.first && bad < sp.first + sp.count; });
-            if (owner == spans.begin() + static_cast<std::ptrdiff_t>(sg.end_span) && sg.end_span - sg.first_span == 1) {
-                owner = spans.begin() + static_cast<std::ptrdiff_t>(sg.first_span);  // BEGIN/COMMIT of its own transaction
-            } else if (owner == spans.begin() + static_cast<std::ptrdiff_t>(sg.end_span)) {
-                // BEGIN or COMMIT failed (a deferred constraint, a serialization failure):
-                // find the culprit by writing each operation on its own.
-                log_(pg::log_level::warning,
-                     fmt::format("{}: a batch transaction failed at {}: {}; writing its rows one by one",
-                                 params_.name, bad == sg.first_step ? "BEGIN" : "COMMIT", r.steps[bad].message));
-                isolate = true;
-                continue;
-            }
-            auto& op = ops[owner->op];
-            report(*op, r.steps[bad]);
-            ++failed_;
-            op->failed(r.steps[bad]);
-            settle(op);
-            --left;
+            bad = s;
+            break;
         }
+        if (bad == sg.end_step) {
+            if (aborted) {  // aborted without a cause in this segment: write it again
+                out.aborted = true;
+                continue;
+            }
+            for (const auto& g : p.group_steps) {
+                if (g.first < sg.first_step || g.first >= sg.end_step) continue;
+                members.clear();
+                for (auto i : g.ops) members.push_back(ops[i].get());
+                g.group->done(members, r.steps[g.first]);
+            }
+            for (std::size_t k = sg.first_span; k < sg.end_span; ++k) {
+                auto& sp = p.spans[k];
+                ops[sp.op]->done(std::span<pg::step_result>(r.steps.data() + sp.first, sp.count));
+                ++committed_;
+                if (sp.count == 0) ++grouped_;
+                settle(ops[sp.op]);
+                --left;
+            }
+            continue;
+        }
+        if (!pg::is_statement_error(r.steps[bad].ec)) {
+            // Not the row's fault (the connection, a serialization failure, a full
+            // disk, an error without a SQLSTATE): nothing of the segment is settled,
+            // it is written again after a pause. Only a row the server rejects for
+            // what it is may be dropped, or an acknowledged message could be lost.
+            if (!pg::is_connection_error(r.steps[bad].ec))
+                log_(pg::log_level::warning,
+                     fmt::format("{}: a batch failed ({}{}{}); writing it again", params_.name,
+                                 pg::sqlstate_of(r.steps[bad].ec).empty()
+                                     ? r.steps[bad].ec.message()
+                                     : "SQLSTATE " + pg::sqlstate_of(r.steps[bad].ec),
+                                 r.steps[bad].message.empty() ? "" : ": ", r.steps[bad].message));
+            out.connection_error = true;
+            continue;
+        }
+        if (std::any_of(p.group_steps.begin(), p.group_steps.end(),
+                        [bad](const gathered& g) { return bad >= g.first && bad < g.end; })) {
+            // One of the group's operations is at fault, but which? Written again one
+            // statement per operation, the culprit fails alone.
+            log_(pg::log_level::debug,
+                 fmt::format("{}: a statement for several operations failed ({}); writing them one by one",
+                             params_.name, r.steps[bad].message));
+            st.grouping = false;
+            out.group_error = true;
+            continue;
+        }
+        const auto first = p.spans.begin() + static_cast<std::ptrdiff_t>(sg.first_span);
+        const auto end = p.spans.begin() + static_cast<std::ptrdiff_t>(sg.end_span);
+        auto owner = std::find_if(first, end, [bad](const span& sp) { return bad >= sp.first && bad < sp.first + sp.count; });
+        if (owner == end && sg.end_span - sg.first_span == 1) {
+            owner = first;  // BEGIN/COMMIT of its own transaction
+        } else if (owner == end) {
+            // BEGIN or COMMIT failed (a deferred constraint, a serialization failure):
+            // find the culprit by writing each operation on its own.
+            log_(pg::log_level::warning,
+                 fmt::format("{}: a batch transaction failed at {}: {}; writing its rows one by one",
+                             params_.name, bad == sg.first_step ? "BEGIN" : "COMMIT", r.steps[bad].message));
+            st.isolate = true;
+            out.row_error = true;
+            continue;
+        }
+        out.row_error = true;
+        auto& op = ops[owner->op];
+        report(*op, r.steps[bad]);
+        ++failed_;
+        op->failed(r.steps[bad]);
+        settle(op);
+        --left;
+    }
+    return out;
+}
+
+asio::awaitable<void> write_stream::execute(std::vector<op_ptr>& ops, std::size_t left, round_state st) {
+    plan p;
+    unsigned attempt = 0;
+    while (left > 0) {
+        build(ops, p, st, left);
+        if (p.spans.empty()) break;
+
+        auto r = co_await pool_.run(p.b);
+        ++batches_;
+        const auto o = analyze(ops, p, r, st, left);
         if (left == 0) break;
-        if (connection_error) {
+        if (o.connection_error || o.aborted) {
             ++connection_retries_;
             if (abandoning()) break;
             log_(pg::log_level::debug,
                  fmt::format("{}: {} operations kept, to be written again once connected", params_.name, left));
             co_await pause(backoff(attempt++));
             if (abandoning()) break;
-        } else if (row_error || group_error) {
+        } else if (o.row_error || o.group_error) {
             ++rounds_after_error_;
-            if (row_error && ++rounds >= params_.max_transaction_rounds) isolate = true;
+            if (o.row_error && ++st.rounds >= params_.max_transaction_rounds) st.isolate = true;
         }
     }
+    if (left > 0) abandon(ops);
+}
 
-    if (left > 0) {  // abandoned at shutdown
-        pg::step_result r;
-        r.ec = pg::errc::closed;
-        r.message = "shutdown";
-        log_(pg::log_level::error,
-             fmt::format("{}: shutting down with {} operations of a batch not written", params_.name, left));
-        for (auto& op : ops) {
-            if (!op) continue;
-            ++abandoned_;
-            op->failed(r);
-            settle(op);
-        }
+// The operations of a batch not written before the shutdown's deadline.
+void write_stream::abandon(std::vector<op_ptr>& ops) {
+    pg::step_result r;
+    r.ec = pg::errc::closed;
+    r.message = "shutdown";
+    std::size_t n = 0;
+    for (auto& op : ops) {
+        if (!op) continue;
+        ++n;
+        ++abandoned_;
+        op->failed(r);
+        settle(op);
     }
+    if (n > 0)
+        log_(pg::log_level::error,
+             fmt::format("{}: shutting down with {} operations of a batch not written", params_.name, n));
+}
+
+// Sends a batch of operations that form one transaction behind the batches in flight,
+// chained: it commits only if they all did. False when it cannot be (then nothing was
+// sent and `ops` are untouched).
+bool write_stream::send_chained(std::vector<op_ptr>& ops) {
+    if (std::any_of(ops.begin(), ops.end(), [](const op_ptr& op) { return op->own_segment; })) return false;
+    if (!chain_ || !chain_->usable()) return false;
+    auto f = std::make_unique<flight>();
+    f->left = ops.size();
+    f->ops = std::move(ops);
+    build(f->ops, f->p, {}, f->left);
+    if (f->p.segs.size() != 1 || !chain_->send(f->p.b, true)) {
+        ops = std::move(f->ops);
+        return false;
+    }
+    if (!flights_.empty()) ++chained_;
+    flights_.push_back(std::move(f));
+    return true;
+}
+
+// Receives the results of the oldest batch in flight. If any of its operations is not
+// written, the batches chained behind it did not run: they are received too, and all of
+// them written again, in order, one batch after the other.
+asio::awaitable<void> write_stream::land() {
+    auto f = std::move(flights_.front());
+    flights_.pop_front();
+    auto r = co_await chain_->receive(pool_.run_timeout());
+    ++batches_;
+    round_state st;
+    const auto o = analyze(f->ops, f->p, r, st, f->left);
+    if (f->left == 0) co_return;
+    std::vector<std::unique_ptr<flight>> behind;
+    while (!flights_.empty()) {
+        auto next = std::move(flights_.front());
+        flights_.pop_front();
+        auto rn = co_await chain_->receive(pool_.run_timeout());
+        round_state stn;
+        analyze(next->ops, next->p, rn, stn, next->left);  // skipped by the server: normally settles nothing
+        behind.push_back(std::move(next));
+    }
+    chain_.reset();
+    if (o.connection_error || o.aborted) {
+        ++connection_retries_;
+        if (!abandoning()) co_await pause(backoff(0));
+    } else {
+        ++rounds_after_error_;
+        if (o.row_error && ++st.rounds >= params_.max_transaction_rounds) st.isolate = true;
+    }
+    co_await execute(f->ops, f->left, st);
+    for (auto& next : behind) co_await execute(next->ops, next->left, {});
 }
 
 }  // namespace mqttd::persistence

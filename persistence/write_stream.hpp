@@ -4,12 +4,18 @@
 // retain lookup, subscription lookup) goes through it, in the order it was pushed.
 //
 // Batching: operations are gathered from every thread and written when batch_size of
-// them are queued or batch_delay after the oldest arrived, with one batch in flight
-// (what arrives meanwhile forms the next batch: group commit), at most batch_size
-// operations and batch_bytes of them in a batch. A batch is
+// them are queued or batch_delay after the oldest arrived (what arrives while a batch is
+// written forms the next one: group commit), at most batch_size operations and
+// batch_bytes of them in a batch. A batch is
 //     BEGIN; op steps...; COMMIT; sync
 // in one round trip (pipeline, prepared statements); an operation marked own_segment (a
 // SQL action statement) gets its own sync segment instead, outside the transaction.
+//
+// Two batches in flight: a batch that is one transaction is sent while the one before
+// it still runs, chained to it on the same connection (no Sync between them), so the
+// server runs it only once the one before committed; the stream meanwhile completes the
+// operations of the first. When a batch fails, the one chained behind it has not run, and
+// both are written again in order. Other batches wait until nothing is in flight.
 // The operations of an op_group (message rows and acks) between two other operations
 // are written as one statement for all of them (see op_group).
 //
@@ -122,6 +128,7 @@ struct stream_stats {
     std::uint64_t rounds_after_error = 0;    // batches written again after a failing row
     std::uint64_t grouped = 0;          // operations written with their group, in one statement
     std::uint64_t connection_retries = 0;    // batches written again after a connection error
+    std::uint64_t chained = 0;          // batches sent while another was in flight
     std::uint64_t pending = 0;          // queued or in flight
     std::uint64_t pending_bytes = 0;
 };
@@ -163,8 +170,32 @@ public:
 
 private:
     using clock = std::chrono::steady_clock;
+    struct span;
+    struct segment;
+    struct gathered;
+    struct plan;
+    struct flight;
+    // How the rounds of one batch are written after failures.
+    struct round_state {
+        bool isolate = false;   // one transaction per operation
+        bool grouping = true;   // grouped operations as one statement
+        unsigned rounds = 0;    // rounds with a failing operation so far
+    };
+    struct outcome {
+        bool connection_error = false;  // or another error that is not the row's: written again after a pause
+        bool aborted = false;           // skipped by the server because of an earlier failure
+        bool row_error = false;
+        bool group_error = false;
+    };
+    static constexpr std::size_t max_flights = 2;
+
     boost::asio::awaitable<void> run();
-    boost::asio::awaitable<void> execute(std::vector<op_ptr>& ops);
+    void build(std::vector<op_ptr>& ops, plan& p, const round_state& st, std::size_t& left);
+    outcome analyze(std::vector<op_ptr>& ops, plan& p, pg::batch_result& r, round_state& st, std::size_t& left);
+    boost::asio::awaitable<void> execute(std::vector<op_ptr>& ops, std::size_t left, round_state st);
+    void abandon(std::vector<op_ptr>& ops);
+    bool send_chained(std::vector<op_ptr>& ops);
+    boost::asio::awaitable<void> land();
     boost::asio::awaitable<void> pause(clock::duration d);
     clock::duration backoff(unsigned attempt) const;
     void report(const stream_op& op, const pg::step_result& r);
@@ -185,6 +216,10 @@ private:
     bool stopping_ = false;
     std::vector<publish_hold> parked_;
 
+    // Batches sent on chain_ whose results have not been received (executor only).
+    std::deque<std::unique_ptr<flight>> flights_;
+    pg::pooled_connection chain_;
+
     std::atomic<std::uint64_t> pending_{0};
     std::atomic<std::uint64_t> pending_bytes_{0};
     std::atomic<bool> abandon_{false};
@@ -194,7 +229,7 @@ private:
 
     // Counters (written on the executor, read anywhere).
     std::atomic<std::uint64_t> committed_{0}, failed_{0}, refused_{0}, abandoned_{0}, batches_{0},
-        rounds_after_error_{0}, connection_retries_{0}, grouped_{0};
+        rounds_after_error_{0}, connection_retries_{0}, grouped_{0}, chained_{0};
 
     // Log rate limit for failing operations (executor only).
     clock::time_point log_window_{};

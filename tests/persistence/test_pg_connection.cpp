@@ -228,6 +228,69 @@ TEST_CASE("a failing step is named with its SQLSTATE; the rest of its transactio
     CHECK(s.exec(ok).ok());
 }
 
+TEST_CASE("chained batches: each runs only if the one before it succeeded; the session ends clean") {
+    PGTEST_REQUIRE_DSN(d);
+    asio::io_context io;
+    session s(io, d);
+    table t(s, "pgt_chain");
+    s.conn.prepare("chain_ins", "INSERT INTO " + t.name + " (k) VALUES ($1)");
+    auto tx = [](std::initializer_list<const char*> keys) {
+        batch b;
+        b.begin();
+        for (const char* k : keys) b.execute("chain_ins", {k});
+        b.commit();
+        return b;
+    };
+    const auto timeout = connection::no_timeout;
+
+    SUBCASE("all succeed: results in order, every batch committed") {
+        const batch a = tx({"a1", "a2"}), b = tx({"b1"});
+        REQUIRE(s.conn.send(a, true));
+        REQUIRE(s.conn.send(b, true));
+        CHECK(s.conn.in_flight() == 2);
+        CHECK(run(io, s.conn.receive(timeout)).ok());
+        CHECK(run(io, s.conn.receive(timeout)).ok());
+        CHECK(s.conn.in_flight() == 0);
+        CHECK(s.count(t.name) == 3);
+    }
+    SUBCASE("a failing step: the batches behind are skipped, even one ending with a Sync") {
+        const batch a = tx({"a1", "dup", "dup"}), b = tx({"b1"});
+        batch c;
+        c.execute("chain_ins", {"c1"});
+        REQUIRE(s.conn.send(a, true));
+        REQUIRE(s.conn.send(b, true));
+        REQUIRE(s.conn.send(c, false));
+        auto ra = run(io, s.conn.receive(timeout));
+        CHECK(ra.error() == sqlstate::unique_violation);
+        auto rb = run(io, s.conn.receive(timeout));
+        for (const auto& st : rb.steps) CHECK(st.ec == errc::pipeline_aborted);
+        auto rc = run(io, s.conn.receive(timeout));
+        CHECK(rc.steps[0].ec == errc::pipeline_aborted);
+        CHECK(s.count(t.name) == 0);
+    }
+    SUBCASE("a failure at COMMIT (deferred constraint) also skips what is chained behind") {
+        s.sql("ALTER TABLE " + t.name + " ADD CONSTRAINT " + t.name + "_n UNIQUE (n) DEFERRABLE INITIALLY DEFERRED");
+        s.conn.prepare("chain_n", "INSERT INTO " + t.name + " (k, n) VALUES ($1, $2)");
+        batch a;
+        a.begin().execute("chain_n", {"a1", 1}).execute("chain_n", {"a2", 1}).commit();
+        const batch b = tx({"b1"});
+        REQUIRE(s.conn.send(a, true));
+        REQUIRE(s.conn.send(b, true));
+        auto ra = run(io, s.conn.receive(timeout));
+        CHECK(ra.error() == sqlstate::unique_violation);
+        auto rb = run(io, s.conn.receive(timeout));
+        CHECK(rb.steps[0].ec == errc::pipeline_aborted);
+        CHECK(s.count(t.name) == 0);
+    }
+    // The pipeline was ended and nothing is left open: the session serves its next user.
+    CHECK_FALSE(s.conn.in_transaction());
+    CHECK(s.conn.usable());
+    batch ok;
+    ok.execute("chain_ins", {"after"});
+    CHECK(s.exec(ok).ok());
+    CHECK(s.count(t.name) >= 1);
+}
+
 TEST_CASE("a statement the server refuses to prepare fails its steps with the reason") {
     PGTEST_REQUIRE_DSN(d);
     asio::io_context io;

@@ -192,6 +192,34 @@ TEST_CASE("a failing row fails alone: logged once with its SQLSTATE, the others 
     }
 }
 
+TEST_CASE("batches chained behind a failing one run only after it is written again: order kept") {
+    PGTEST_REQUIRE_DSN(d);
+    bool grouped = false;
+    SUBCASE("one statement per row") {}
+    SUBCASE("grouped rows") { grouped = true; }
+    // Small batches pushed at once: each is sent while the one before is in flight.
+    fixture f(d, 10, 1ms);
+    f.stream->start();
+    std::atomic<int> done{0}, failed{0};
+    const int n = 400;
+    const std::vector<int> bad{55, 56, 155, 307};
+    for (int i = 0; i < n; ++i) {
+        const int v = std::find(bad.begin(), bad.end(), i) != bad.end() ? -1 : i;
+        f.stream->push(grouped ? grouped_row(f.table, i, v, &done, &failed)
+                               : std::make_unique<row_op>(f.table, i, v, &done, &failed));
+    }
+    REQUIRE(wait_until([&] { return done.load() + failed.load() == n; }));
+    CHECK(failed.load() == static_cast<int>(bad.size()));
+    auto want = iota(n);
+    for (auto it = bad.rbegin(); it != bad.rend(); ++it) want.erase(want.begin() + *it);
+    CHECK(f.seqs_in_id_order() == want);
+    const auto st = f.stream->stats();
+    CHECK(st.chained > 0);
+    CHECK(st.failed == bad.size());
+    CHECK(st.pending == 0);
+    MESSAGE(st.batches << " round trips, " << st.chained << " sent behind another");
+}
+
 TEST_CASE("many failing rows: the batch ends up written row by row, every good row committed") {
     PGTEST_REQUIRE_DSN(d);
     bool grouped = false;
@@ -379,6 +407,32 @@ TEST_CASE("a failure at COMMIT (deferred constraint): the rows are written one b
     CHECK(failed.load() == 1);
     auto r = f.admin.sql("SELECT string_agg(v::text, ',' ORDER BY id) FROM " + t);
     CHECK(r.rows.get(0, 0) == "1,2,3,4");
+    f.admin.sql("DROP TABLE " + t);
+}
+
+TEST_CASE("a batch failing at COMMIT: the batches chained behind it run after it is written again") {
+    PGTEST_REQUIRE_DSN(d);
+    // Small batches pushed at once, each sent while the one before is in flight. A failure
+    // at COMMIT ends the transaction (no aborted block protects what follows): only the
+    // chain keeps the next batches from committing first.
+    fixture f(d, 5, 1ms);
+    const auto t = pgtest::unique("bt_ws_chain_deferred");
+    f.admin.sql("CREATE TABLE " + t + " (id serial, v integer, CONSTRAINT " + t +
+                "_v UNIQUE (v) DEFERRABLE INITIALLY DEFERRED)");
+    f.stream->start();
+    std::atomic<int> done{0}, failed{0};
+    const int n = 60;
+    std::string want;
+    for (int i = 0; i < n; ++i) {
+        const int v = i == 23 ? 21 : i;  // fails the COMMIT of its batch
+        f.stream->push(std::make_unique<plain_op>(t, v, done, failed));
+        if (i != 23) want += (want.empty() ? "" : ",") + std::to_string(v);
+    }
+    REQUIRE(wait_until([&] { return done.load() + failed.load() == n; }));
+    CHECK(failed.load() == 1);
+    auto r = f.admin.sql("SELECT string_agg(v::text, ',' ORDER BY id) FROM " + t);
+    CHECK(r.rows.get(0, 0) == want);
+    CHECK(f.stream->stats().chained > 0);
     f.admin.sql("DROP TABLE " + t);
 }
 
