@@ -1,7 +1,7 @@
 // The mqtt_msg rows (on_message_publish, on_message_store) and the ack pointers that
 // refer to them (on_message_acked), as operations of the pool's stream. Alone, each is
 // one statement. Together (one op_group), the rows and acks that come between two other
-// operations of a batch are one statement:
+// operations of a batch are one statement, its arrays bound in binary form:
 //     WITH ins AS (INSERT INTO mqtt_msg ... SELECT FROM unnest(arrays) RETURNING msgid, id)
 //     INSERT INTO mqtt_acked ... (the furthest acked row id of each pointer)
 // in which an ack finds its message's row id among the rows inserted with it, or in the
@@ -19,14 +19,41 @@ namespace mqttd::persistence {
 
 namespace {
 
-// The array parameters of one statement for many rows and acks.
+// The array parameters of one statement for many rows and acks, in binary form (see
+// sql::message_insert_rows_sql for the element types). One per thread, reused from batch
+// to batch, so that a batch does not allocate them again.
 struct row_arrays {
+    void reset(const pool_schema& schema) {
+        numeric_qos = sql::is_integer_type(schema.msg_types.qos);
+        numeric_retain = sql::is_integer_type(schema.msg_types.retain);
+        text_payload = schema.msg_payload != payload_column::bytea;
+        messages = acks = 0;
+        furthest.clear();
+        for (auto* a : {&msgid, &sender, &topic, &ack_client, &ack_filter, &ack_msgid}) a->clear(pg::oids::text);
+        qos.clear(numeric_qos ? pg::oids::int8 : pg::oids::text);
+        retain.clear(numeric_retain ? pg::oids::int8 : pg::oids::text);
+        payload.clear(text_payload ? pg::oids::text : pg::oids::bytea);
+        arrived.clear(pg::oids::timestamptz);
+        ack_id.clear(pg::oids::int8);
+    }
+    static void add_number(pg::binary_array& a, bool numeric, int v) {
+        if (numeric) {
+            a.add(std::int64_t{v});
+        } else {
+            const char digit = static_cast<char>('0' + v);
+            a.add(std::string_view(&digit, 1));
+        }
+    }
+
+    bool numeric_qos = true, numeric_retain = true, text_payload = true;
     std::size_t messages = 0;
-    pg::array_literal msgid, sender, topic, qos, retain, payload, arrived;
+    pg::binary_array msgid{pg::oids::text}, sender{pg::oids::text}, topic{pg::oids::text}, qos{pg::oids::int8},
+        retain{pg::oids::int8}, payload{pg::oids::text}, arrived{pg::oids::timestamptz};
     // (client, filter) -> the furthest row id acked, of the known ones
     std::map<std::pair<std::string_view, std::string_view>, std::int64_t> furthest;
     std::size_t acks = 0;
-    pg::array_literal ack_client, ack_filter, ack_msgid, ack_id;
+    pg::binary_array ack_client{pg::oids::text}, ack_filter{pg::oids::text}, ack_msgid{pg::oids::text},
+        ack_id{pg::oids::int8};
     std::string scratch;
 };
 
@@ -50,7 +77,7 @@ protected:
 class message_insert_op final : public row_op {
 public:
     message_insert_op(pool_runtime& p, message_ptr m, std::string_view fn)
-        : row_op(p), msg_(std::move(m)), at_(sql::timestamp_text(msg_->timestamp)), fn_(fn) {
+        : row_op(p), msg_(std::move(m)), fn_(fn) {
         bytes = 128 + msg_->topic.size() + msg_->payload.size() * 2;
     }
     void build(pg::batch& b) const override {
@@ -58,7 +85,7 @@ public:
         const auto& m = *msg_;
         b.execute(sql::message_insert,
                   {m.msgid, m.sender, m.topic, static_cast<int>(m.qos), m.retain ? 1 : 0,
-                   payload_param(m.payload.view(), pool_.schema.msg_payload, scratch), at_});
+                   payload_param(m.payload.view(), pool_.schema.msg_payload, scratch), sql::timestamp_text(m.timestamp)});
     }
     void add_to(row_arrays& a) const override {
         const auto& m = *msg_;
@@ -66,12 +93,13 @@ public:
         a.msgid.add(m.msgid);
         a.sender.add(m.sender);
         a.topic.add(m.topic);
-        a.qos.add(static_cast<std::int64_t>(m.qos));
-        a.retain.add(std::int64_t{m.retain ? 1 : 0});
-        // In a text array a bytea element is written in bytea's text form, `\x` and hex.
-        a.payload.add(pool_.schema.msg_payload == payload_column::bytea ? payload_to_hex(m.payload.view(), a.scratch)
-                                                                        : payload_to_text(m.payload.view(), a.scratch));
-        a.arrived.add(at_);
+        row_arrays::add_number(a.qos, a.numeric_qos, static_cast<int>(m.qos));
+        row_arrays::add_number(a.retain, a.numeric_retain, m.retain ? 1 : 0);
+        if (a.text_payload)
+            a.payload.add(payload_to_text(m.payload.view(), a.scratch));
+        else
+            a.payload.add(m.payload.view());
+        a.arrived.add(m.timestamp);
     }
     std::string describe() const override {
         return fmt::format("{} (topic {}, msgid {})", fn_, msg_->topic, msg_->msgid);
@@ -79,7 +107,6 @@ public:
 
 private:
     message_ptr msg_;
-    std::string at_;
     std::string_view fn_;
 };
 
@@ -109,7 +136,8 @@ private:
 };
 
 void message_rows::build(pg::batch& b, std::span<const stream_op* const> ops) const {
-    row_arrays a;
+    thread_local row_arrays a;
+    a.reset(static_cast<const row_op&>(*ops.front()).pool().schema);
     for (const auto* op : ops) static_cast<const row_op&>(*op).add_to(a);
     for (const auto& [key, id] : a.furthest) {
         a.ack_client.add(key.first);
@@ -117,15 +145,16 @@ void message_rows::build(pg::batch& b, std::span<const stream_op* const> ops) co
         a.ack_msgid.add_null();
         a.ack_id.add(id);
     }
+    auto bin = [](pg::binary_array& x) { return pg::param::binary(x.bytes()); };
     if (a.acks == 0)
-        b.execute(sql::message_insert_rows, {a.msgid.str(), a.sender.str(), a.topic.str(), a.qos.str(), a.retain.str(),
-                                             a.payload.str(), a.arrived.str()});
+        b.execute(sql::message_insert_rows, {bin(a.msgid), bin(a.sender), bin(a.topic), bin(a.qos), bin(a.retain),
+                                             bin(a.payload), bin(a.arrived)});
     else if (a.messages == 0)
-        b.execute(sql::ack_advance_rows, {a.ack_client.str(), a.ack_filter.str(), a.ack_msgid.str(), a.ack_id.str()});
+        b.execute(sql::ack_advance_rows, {bin(a.ack_client), bin(a.ack_filter), bin(a.ack_msgid), bin(a.ack_id)});
     else
         b.execute(sql::message_ack_rows,
-                  {a.msgid.str(), a.sender.str(), a.topic.str(), a.qos.str(), a.retain.str(), a.payload.str(),
-                   a.arrived.str(), a.ack_client.str(), a.ack_filter.str(), a.ack_msgid.str(), a.ack_id.str()});
+                  {bin(a.msgid), bin(a.sender), bin(a.topic), bin(a.qos), bin(a.retain), bin(a.payload), bin(a.arrived),
+                   bin(a.ack_client), bin(a.ack_filter), bin(a.ack_msgid), bin(a.ack_id)});
 }
 
 void message_rows::done(std::span<const stream_op* const> ops, const pg::step_result& result) const {

@@ -33,6 +33,7 @@ inline constexpr oid int4 = 23;
 inline constexpr oid text = 25;
 inline constexpr oid varchar = 1043;
 inline constexpr oid timestamp = 1114;
+inline constexpr oid timestamptz = 1184;
 }  // namespace oids
 
 enum class format : int { text = 0, binary = 1 };

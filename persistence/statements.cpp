@@ -57,14 +57,20 @@ std::string message_insert_sql(bool msgid_unique) {
 }
 
 std::string message_insert_rows_sql(bool msgid_unique, const msg_column_types& t) {
+    auto number = [](const std::string& type) { return is_integer_type(type) ? "bigint" : "text"; };
     std::string s = fmt::format(
         "INSERT INTO mqtt_msg (msgid, sender, topic, qos, retain, payload, arrived) "
-        "SELECT r.msgid, r.sender, r.topic, r.qos, r.retain, r.payload, r.arrived "
-        "FROM unnest($1::{}[], $2::{}[], $3::{}[], $4::{}[], $5::{}[], $6::{}[], $7::timestamptz[]) "
+        "SELECT r.msgid::{}, r.sender::{}, r.topic::{}, r.qos::{}, r.retain::{}, r.payload::{}, r.arrived "
+        "FROM unnest($1::text[], $2::text[], $3::text[], $4::{}[], $5::{}[], $6::{}[], $7::timestamptz[]) "
         "WITH ORDINALITY AS r(msgid, sender, topic, qos, retain, payload, arrived, n) ORDER BY r.n",
-        t.msgid, t.sender, t.topic, t.qos, t.retain, t.payload);
+        t.msgid, t.sender, t.topic, t.qos, t.retain, t.payload, number(t.qos), number(t.retain),
+        t.payload == "bytea" ? "bytea" : "text");
     if (msgid_unique) s += " ON CONFLICT (msgid) DO NOTHING";
     return s + " RETURNING msgid, id";
+}
+
+bool is_integer_type(std::string_view type) {
+    return type == "smallint" || type == "integer" || type == "bigint";
 }
 
 std::string retain_upsert_sql() {

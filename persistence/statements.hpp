@@ -40,9 +40,9 @@ std::string client_disconnected_sql();
 std::string subscription_lookup_sql();
 // $1 msgid, $2 sender, $3 topic, $4 qos, $5 retain, $6 payload, $7 arrived
 std::string message_insert_sql(bool msgid_unique);
-// The element types of message_insert_rows' arrays: the types of mqtt_msg's columns
-// without their length, so that a value too long for its column fails as it does in the
-// one-row statement instead of being cut.
+// The types message_insert_rows casts the arrays' elements to: the types of mqtt_msg's
+// columns without their length, so that a value too long for its column fails as it does
+// in the one-row statement instead of being cut.
 struct msg_column_types {
     std::string msgid = "character varying";
     std::string sender = "character varying";
@@ -52,9 +52,13 @@ struct msg_column_types {
     std::string payload = "text";
 };
 // Many rows in one statement, in the order of the arrays (ids in that order): the same
-// seven values as message_insert, each parameter an array of them (arrived: timestamptz).
+// seven values as message_insert, each parameter an array of them, bound in binary form:
+// msgid, sender, topic text[]; qos, retain bigint[] for an integer column, text[] for
+// another; payload bytea[] for a bytea column, text[] for another; arrived timestamptz[].
 // -> (msgid, id) of the rows inserted
 std::string message_insert_rows_sql(bool msgid_unique, const msg_column_types& types);
+// smallint, integer or bigint.
+bool is_integer_type(std::string_view type);
 // $1 topic, $2 msgid, $3 sender, $4 qos, $5 payload, $6 arrived
 std::string retain_upsert_sql();
 // $1 topic
