@@ -106,6 +106,9 @@ void session::enqueue(outgoing o) {
     queue_bytes_ += bytes;
     queue_.push_back(std::move(o));
     update_room();
+    // With the window full the owner could take nothing now; the acknowledgement that
+    // frees a slot makes it take again. Waking it would only cost a cross-thread post.
+    if (queue_.front().qos != mqtt::qos::at_most_once && inflight_.size() >= window_) return;
     wake_owner(lock);
 }
 

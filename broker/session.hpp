@@ -85,8 +85,9 @@ public:
     message_ptr take_will();
 
     // --- delivery (any thread) --------------------------------------------------
-    // Queues a message and wakes the owner. Applies the bounds: a full queue drops a
-    // new QoS 0 message, or the oldest queued message to make room for QoS 1/2.
+    // Queues a message and wakes the owner if it can send the queue's first message now
+    // (not while the window is full). Applies the bounds: a full queue drops a new QoS 0
+    // message, or the oldest queued message to make room for QoS 1/2.
     void enqueue(outgoing o);
 
     // --- taking (owner's thread) -----------------------------------------------
@@ -96,8 +97,8 @@ public:
         bool dup;
     };
     // Moves queued messages into flight while the window allows (`window` is the
-    // smaller of the broker's and the client's receive maximum), at most `max_count`.
-    // Expired messages are dropped on the way.
+    // smaller of the broker's and the client's receive maximum, kept for room() and
+    // enqueue), at most `max_count`. Expired messages are dropped on the way.
     void take(std::uint16_t window, std::size_t max_count, std::vector<publish_out>& out);
     // Everything in flight, in send order, for resending after a reconnect: PUBLISH
     // (with DUP) for unacknowledged messages, and the ids awaiting PUBCOMP for PUBREL.
