@@ -179,7 +179,7 @@ void broker::hand_over_shared(const session_ptr& from) {
     if (movable.empty()) return;
     for (auto& o : from->take_shared_unacked([&](const std::string& f) { return movable.contains(f); })) {
         const auto parsed = mqtt::parse_shared(o.share_filter);
-        auto pick = tree_.pick_shared(parsed->group, parsed->filter, other_connected);
+        auto pick = tree_.pick_shared(parsed->group, parsed->filter, other_connected, member_room);
         if (!pick) pick = tree_.pick_shared(parsed->group, parsed->filter, [](const session_ptr&) { return true; });
         if (!pick) continue;  // the group is gone: as if routed after its last member left
         std::vector<std::uint32_t> ids;

@@ -11,7 +11,7 @@ outgoing make_outgoing(const message_ptr& m, const mqtt::subscribe_options& o, s
 std::size_t router::route(const message_ptr& m, const session* publisher) {
     thread_local std::vector<match_result<session_ptr>> matches;
     matches.clear();
-    tree_.match(m->topic, matches);
+    tree_.match(m->topic, matches, member_room);
     // No Local [MQTT-3.8.3-3]: not back to the publisher's own session.
     if (publisher) {
         std::erase_if(matches, [publisher](const auto& r) { return r.options.no_local && r.subscriber.get() == publisher; });

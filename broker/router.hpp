@@ -1,6 +1,7 @@
 #pragma once
 // Routing: a published message to every matching subscription, one copy per session at
-// the highest matching QoS; one member per shared-subscription group.
+// the highest matching QoS; one member per shared-subscription group, one with room in its
+// send window if there is one.
 #include <atomic>
 #include <cstdint>
 
@@ -23,6 +24,9 @@ private:
     topic_tree<session_ptr>& tree_;
     stats& stats_;
 };
+
+// What a shared subscription weighs its members by (topic_tree's choose).
+inline std::int64_t member_room(const session_ptr& s) { return s->room(); }
 
 // The delivery of one message to one subscription: QoS downgraded to the subscription's
 // maximum; RETAIN kept only with Retain As Published (live messages are not retained).

@@ -12,15 +12,24 @@ bool expired(const outgoing& o, std::chrono::steady_clock::time_point now) {
     return o.msg->expires_at && *o.msg->expires_at <= now;
 }
 
+// Below any attached session's room, however long its queue.
+constexpr std::int64_t detached_room = -(std::int64_t{1} << 40);
+
 }  // namespace
 
 session::session(std::string clientid, session_limits limits)
-    : clientid_(std::move(clientid)), limits_(limits) {}
+    : clientid_(std::move(clientid)), limits_(limits), window_(limits.max_inflight), room_(detached_room) {}
+
+void session::update_room() {
+    const auto backlog = static_cast<std::int64_t>(inflight_.size() + queue_.size());
+    room_.store((attached_ ? std::int64_t{window_} : detached_room) - backlog, std::memory_order_relaxed);
+}
 
 std::uint64_t session::attach(std::weak_ptr<session_owner> owner) {
     std::lock_guard lock(mutex_);
     owner_ = std::move(owner);
     attached_ = true;
+    update_room();
     return ++generation_;
 }
 
@@ -29,6 +38,7 @@ bool session::detach(std::uint64_t generation) {
     if (generation != generation_ || !attached_) return false;
     attached_ = false;
     owner_.reset();
+    update_room();
     return true;
 }
 
@@ -95,6 +105,10 @@ void session::enqueue(outgoing o) {
     }
     queue_bytes_ += bytes;
     queue_.push_back(std::move(o));
+    update_room();
+    // With the window full the owner could take nothing now; the acknowledgement that
+    // frees a slot makes it take again. Waking it would only cost a cross-thread post.
+    if (queue_.front().qos != mqtt::qos::at_most_once && inflight_.size() >= window_) return;
     wake_owner(lock);
 }
 
@@ -107,6 +121,7 @@ std::uint16_t session::next_packet_id() {
 
 void session::take(std::uint16_t window, std::size_t max_count, std::vector<publish_out>& out) {
     std::lock_guard lock(mutex_);
+    window_ = window;
     const auto now = std::chrono::steady_clock::now();
     std::size_t taken = 0;
     while (!queue_.empty() && taken < max_count) {
@@ -134,6 +149,7 @@ void session::take(std::uint16_t window, std::size_t max_count, std::vector<publ
         out.push_back({std::move(o), id, false});
         ++taken;
     }
+    update_room();
 }
 
 void session::in_flight(std::vector<publish_out>& publishes, std::vector<std::uint16_t>& pubrels) const {
@@ -154,6 +170,7 @@ message_ptr session::puback(std::uint16_t id) {
     auto msg = it->second->out.msg;
     inflight_.erase(it->second);
     inflight_by_id_->erase(it);
+    update_room();
     return msg;
 }
 
@@ -173,6 +190,7 @@ bool session::pubcomp(std::uint16_t id) {
     if (it == inflight_by_id_->end() || it->second->state != await_state::pubcomp) return false;
     inflight_.erase(it->second);
     inflight_by_id_->erase(it);
+    update_room();
     return true;
 }
 
@@ -197,6 +215,7 @@ std::vector<outgoing> session::take_shared_unacked(const std::function<bool(cons
         out.push_back(std::move(o));
         return true;
     });
+    update_room();
     return out;
 }
 

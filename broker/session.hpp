@@ -4,6 +4,7 @@
 // client is still to release). Any thread may queue a message; the connection that owns
 // the session takes from it on its own thread. One mutex per session, never held
 // across a suspension point.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -84,8 +85,9 @@ public:
     message_ptr take_will();
 
     // --- delivery (any thread) --------------------------------------------------
-    // Queues a message and wakes the owner. Applies the bounds: a full queue drops a
-    // new QoS 0 message, or the oldest queued message to make room for QoS 1/2.
+    // Queues a message and wakes the owner if it can send the queue's first message now
+    // (not while the window is full). Applies the bounds: a full queue drops a new QoS 0
+    // message, or the oldest queued message to make room for QoS 1/2.
     void enqueue(outgoing o);
 
     // --- taking (owner's thread) -----------------------------------------------
@@ -95,8 +97,8 @@ public:
         bool dup;
     };
     // Moves queued messages into flight while the window allows (`window` is the
-    // smaller of the broker's and the client's receive maximum), at most `max_count`.
-    // Expired messages are dropped on the way.
+    // smaller of the broker's and the client's receive maximum, kept for room() and
+    // enqueue), at most `max_count`. Expired messages are dropped on the way.
     void take(std::uint16_t window, std::size_t max_count, std::vector<publish_out>& out);
     // Everything in flight, in send order, for resending after a reconnect: PUBLISH
     // (with DUP) for unacknowledged messages, and the ids awaiting PUBCOMP for PUBREL.
@@ -135,11 +137,17 @@ public:
 
     std::size_t queued() const;
     std::size_t inflight_count() const;
+    // How many more messages could be sent at once: the send window (of the last take)
+    // less what is in flight and queued. Far below zero while detached, so that a shared
+    // subscription gives a session whose client is away messages only when no member is
+    // connected. Read without the lock: a recent value, for choosing among members.
+    std::int64_t room() const noexcept { return room_.load(std::memory_order_relaxed); }
     drop_counters drops() const;
 
 private:
     std::uint16_t next_packet_id();  // mutex held
     void wake_owner(std::unique_lock<std::mutex>& lock);
+    void update_room();  // mutex held
 
     const std::string clientid_;
     const session_limits limits_;
@@ -163,6 +171,8 @@ private:
     std::unique_ptr<incoming_qos2_table> incoming_qos2_;  // id -> arrival
     std::map<std::string, stored_subscription> subscriptions_;
     drop_counters drops_;
+    std::uint16_t window_;
+    std::atomic<std::int64_t> room_;
 };
 
 using session_ptr = std::shared_ptr<session>;

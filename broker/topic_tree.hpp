@@ -2,7 +2,8 @@
 // The subscription index: a trie of filter levels walked level by level against a topic,
 // so a match costs the topic's depth plus the subscriptions it finds, however many exist.
 // A shared subscription ($share/{group}/{filter}) lives at its filter's node as one
-// round-robin group per (group, filter).
+// group per (group, filter), whose members take its messages in turn, skipping those
+// with no room (see choose).
 //
 // Filters are taken as already validated (mqtt::valid_topic_filter); Subscriber is a
 // copyable handle, hashable with std::hash and equality-comparable.
@@ -141,9 +142,11 @@ public:
         by_subscriber_.erase(sit);
     }
 
-    // Appends one entry per matching ordinary subscription and one round-robin member per
-    // matching shared group. Overlaps are not merged here (see aggregate).
-    void match(std::string_view topic, std::vector<match_result<Subscriber>>& out) const {
+    // Appends one entry per matching ordinary subscription and one member per matching
+    // shared group, chosen by `room` (see choose). Overlaps are not merged here (see
+    // aggregate).
+    template <class Room>
+    void match(std::string_view topic, std::vector<match_result<Subscriber>>& out, Room&& room) const {
         constexpr auto end = std::string_view::npos;
         const bool dollar = topic.starts_with('$');
         // Explicit stack: recursion would follow the topic's depth, which clients choose.
@@ -156,9 +159,9 @@ public:
             stack.pop_back();
             // Wildcards in the first level do not match '$' topics [MQTT-4.7.2-1].
             const bool wildcards = pos != 0 || !dollar;
-            if (n->hash && wildcards) collect(*n->hash, out);  // '#' matches the parent too
+            if (n->hash && wildcards) collect(*n->hash, out, room);  // '#' matches the parent too
             if (pos == end) {
-                collect(*n, out);
+                collect(*n, out, room);
                 continue;
             }
             const auto level = detail::next_level(topic, pos);
@@ -166,6 +169,11 @@ public:
             if (auto it = n->children.find(level); it != n->children.end())
                 stack.emplace_back(it->second.get(), pos);
         }
+    }
+
+    // Shared groups in plain round robin.
+    void match(std::string_view topic, std::vector<match_result<Subscriber>>& out) const {
+        match(topic, out, every_member_has_room);
     }
 
     // Members of the shared subscription (group, filter); filter without "$share/{group}/".
@@ -179,21 +187,24 @@ public:
         return out;
     }
 
-    // The next member in round-robin order that `accept` takes; nullopt if there is none.
-    template <class Accept>
+    // The member of the shared subscription (group, filter) that `accept` takes, chosen by
+    // `room` among those (see choose); nullopt if there is none.
+    template <class Accept, class Room>
     std::optional<match_result<Subscriber>> pick_shared(std::string_view group_name, std::string_view filter,
-                                                        Accept&& accept) const {
+                                                        Accept&& accept, Room&& room) const {
         std::shared_lock lock(mutex_);
         const group* g = find_group(group_name, filter);
         if (!g) return std::nullopt;
-        const auto n = g->members.size();
-        const auto start = g->next.fetch_add(1, std::memory_order_relaxed);
-        for (std::size_t k = 0; k < n; ++k) {
-            const auto& m = g->members[(start + k) % n];
-            if (accept(m.subscriber))
-                return match_result<Subscriber>{m.subscriber, m.e.options, m.e.id, g->filter, std::string(group_name)};
-        }
-        return std::nullopt;
+        const member* m = choose(*g, accept, room);
+        if (!m) return std::nullopt;
+        return match_result<Subscriber>{m->subscriber, m->e.options, m->e.id, g->filter, std::string(group_name)};
+    }
+
+    // The next member in round-robin order that `accept` takes.
+    template <class Accept>
+    std::optional<match_result<Subscriber>> pick_shared(std::string_view group_name, std::string_view filter,
+                                                        Accept&& accept) const {
+        return pick_shared(group_name, filter, accept, every_member_has_room);
     }
 
     // Number of (subscriber, filter) subscriptions.
@@ -235,11 +246,39 @@ private:
         }
     };
 
-    static void collect(const node& n, std::vector<match_result<Subscriber>>& out) {
+    static constexpr auto every_member_has_room = [](const Subscriber&) { return std::int64_t{1}; };
+
+    // Round robin that passes over a member without room: from the group's cursor, the
+    // first member `accept` takes whose room (how many more messages it could be sent
+    // now) is positive; when none has any, the one with the most (the shortest backlog),
+    // the earliest in that order among equals. A member that falls behind thus stops
+    // getting its share until it catches up, instead of holding the messages queued
+    // behind it while the others wait idle. Null if `accept` takes none.
+    template <class Accept, class Room>
+    static const member* choose(const group& g, Accept&& accept, Room&& room) {
+        const auto n = g.members.size();
+        const auto start = g.next.fetch_add(1, std::memory_order_relaxed);
+        const member* best = nullptr;
+        std::int64_t best_room = 0;
+        for (std::size_t k = 0; k < n; ++k) {
+            const member& m = g.members[(start + k) % n];
+            if (!accept(m.subscriber)) continue;
+            const std::int64_t r = room(m.subscriber);
+            if (r > 0) return &m;
+            if (!best || r > best_room) {
+                best = &m;
+                best_room = r;
+            }
+        }
+        return best;
+    }
+
+    template <class Room>
+    static void collect(const node& n, std::vector<match_result<Subscriber>>& out, Room& room) {
         for (const auto& [s, e] : n.subscribers) out.push_back({s, e.options, e.id, n.filter, {}});
         for (const auto& [name, g] : n.groups) {
-            const auto& m = g.members[g.next.fetch_add(1, std::memory_order_relaxed) % g.members.size()];
-            out.push_back({m.subscriber, m.e.options, m.e.id, g.filter, name});
+            const member* m = choose(g, [](const Subscriber&) { return true; }, room);
+            out.push_back({m->subscriber, m->e.options, m->e.id, g.filter, name});
         }
     }
 

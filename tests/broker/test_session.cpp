@@ -134,6 +134,52 @@ TEST_CASE("session: the owner is woken on enqueue, and a stale owner cannot deta
     CHECK_FALSE(s.attached());
 }
 
+TEST_CASE("session: room is the send window less what is in flight and queued, and far below while detached") {
+    mqttd::session s("c", {4, 100, 1u << 20, true});
+    auto owner = std::make_shared<counting_owner>();
+    const std::int64_t detached = s.room();
+    CHECK(detached < -65535);  // below any connected session, whatever its backlog
+    const auto gen = s.attach(owner);
+    CHECK(s.room() == 4);
+    for (auto p : {"1", "2", "3", "4", "5", "6"}) s.enqueue(out(p, mqtt::qos::at_least_once));
+    CHECK(s.room() == -2);
+    std::vector<mqttd::session::publish_out> taken;
+    s.take(2, 100, taken);  // the client's Receive Maximum of 2 narrows the window
+    CHECK(s.room() == 2 - 6);
+    CHECK(s.puback(taken[0].packet_id));
+    CHECK(s.room() == 2 - 5);
+    CHECK(s.detach(gen));
+    CHECK(s.room() == detached - 5);
+}
+
+TEST_CASE("session: the owner is not woken while the window is full, since the ack that frees it takes again") {
+    mqttd::session s("c", {2, 100, 1u << 20, true});
+    auto owner = std::make_shared<counting_owner>();
+    s.attach(owner);
+    s.enqueue(out("1", mqtt::qos::at_least_once));
+    s.enqueue(out("2", mqtt::qos::at_least_once));
+    CHECK(owner->wakes == 2);
+    std::vector<mqttd::session::publish_out> taken;
+    s.take(2, 100, taken);
+    REQUIRE(taken.size() == 2);
+    s.enqueue(out("3", mqtt::qos::at_least_once));
+    CHECK(owner->wakes == 2);
+    CHECK(s.puback(taken[0].packet_id));
+    s.enqueue(out("4", mqtt::qos::at_least_once));  // a slot is free: "3" can go
+    CHECK(owner->wakes == 3);
+    taken.clear();
+    s.take(2, 100, taken);
+    CHECK(payloads(taken) == std::vector<std::string>{"3"});
+    s.enqueue(out("q0", mqtt::qos::at_most_once));  // behind "4", which waits for a slot
+    CHECK(owner->wakes == 3);
+    CHECK(s.puback(taken[0].packet_id));
+    taken.clear();
+    s.take(2, 100, taken);
+    CHECK(payloads(taken) == std::vector<std::string>{"4", "q0"});
+    s.enqueue(out("q0-next", mqtt::qos::at_most_once));  // QoS 0 needs no slot
+    CHECK(owner->wakes == 4);
+}
+
 TEST_CASE("session: unacknowledged shared-subscription messages can be taken for another member") {
     mqttd::session s("c", {4, 100, 1u << 20, true});
     const std::string share = "$share/g/t";

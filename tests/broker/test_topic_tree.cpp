@@ -318,6 +318,52 @@ TEST_CASE("pick_shared picks the next member the predicate accepts") {
     CHECK(got[3] >= 10);
 }
 
+TEST_CASE("a shared group passes over members without room, else picks the one with the most") {
+    tree t;
+    for (int m : {1, 2, 3, 4}) t.subscribe(m, "$share/g/t", opts(), 0);
+    std::map<int, std::int64_t> room{{1, 1}, {2, 1}, {3, 1}, {4, 1}};
+    auto by_room = [&room](int s) { return room[s]; };
+    // Each pick takes one unit of the member's room, as queueing a message does.
+    auto pick = [&] {
+        std::vector<match_result<int>> out;
+        t.match("t", out, by_room);
+        REQUIRE(out.size() == 1);
+        --room[out.front().subscriber];
+        return out.front().subscriber;
+    };
+    // All with room: plain round robin.
+    std::map<int, int> got;
+    for (int i = 0; i < 4; ++i) ++got[pick()];
+    CHECK(got == std::map<int, int>{{1, 1}, {2, 1}, {3, 1}, {4, 1}});
+
+    // Only 3 has room: it gets the message, wherever the rotation stands.
+    room = {{1, 0}, {2, -5}, {3, 2}, {4, 0}};
+    CHECK(pick() == 3);
+    CHECK(pick() == 3);
+    // None has room: the shortest backlog (most room) first, so the backlogs even out
+    // and the one far behind gets nothing until the others have caught up with it.
+    room = {{1, -3}, {2, -1}, {3, 0}, {4, -6}};
+    got.clear();
+    for (int i = 0; i < 8; ++i) ++got[pick()];
+    CHECK(got == std::map<int, int>{{1, 1}, {2, 3}, {3, 4}});
+    CHECK(room == std::map<int, std::int64_t>{{1, -4}, {2, -4}, {3, -4}, {4, -6}});
+    // Among equals the rotation decides: no member is favoured.
+    room = {{1, -2}, {2, -2}, {3, -2}, {4, -2}};
+    got.clear();
+    for (int i = 0; i < 40; ++i) ++got[pick()];
+    CHECK(got == std::map<int, int>{{1, 10}, {2, 10}, {3, 10}, {4, 10}});
+}
+
+TEST_CASE("pick_shared weighs by room among the members the predicate accepts") {
+    tree t;
+    for (int m : {1, 2, 3}) t.subscribe(m, "$share/g/t", opts(), 0);
+    const std::map<int, std::int64_t> room{{1, 5}, {2, -1}, {3, -4}};
+    auto by_room = [&room](int s) { return room.at(s); };
+    auto not_1 = [](int s) { return s != 1; };
+    for (int i = 0; i < 6; ++i) CHECK(t.pick_shared("g", "t", not_1, by_room)->subscriber == 2);
+    CHECK_FALSE(t.pick_shared("g", "t", [](int) { return false; }, by_room).has_value());
+}
+
 TEST_CASE("aggregate merges one subscriber's overlapping subscriptions") {
     tree t;
     t.subscribe(1, "a/+", opts(mqtt::qos::at_most_once, true, false), 1);

@@ -156,33 +156,63 @@ def test_shared_subscription_with_no_local_is_a_protocol_error(broker, raw):
     assert [p.reason for p in c.expect_closed() if p.type == raw_mqtt.DISCONNECT] == [0x82]
 
 
-def test_shared_member_that_disconnects_hands_unacknowledged_messages_over(broker, raw, paho5):
+def test_shared_member_that_disconnects_hands_unacknowledged_messages_over(broker, raw):
     """Messages sent to a member that never acknowledged them, and messages still queued
     for it, go to the other member when it disconnects; acknowledged ones do not."""
-    slow = raw(broker)
-    slow.connect("share-slow", level=5, props=[(raw_mqtt.RECEIVE_MAXIMUM, 1), (raw_mqtt.SESSION_EXPIRY, 60)])
-    slow.send(raw_mqtt.subscribe5(1, [("$share/ho/share/ho", 1)]))
-    slow.expect(SUBACK)
-    steady = paho5(broker, "share-steady")
-    steady.connect()
-    steady.subscribe("$share/ho/share/ho", qos=1)
+    members = {}
+    for name in ("slow", "steady"):
+        c = raw(broker)
+        c.connect(f"share-{name}", level=5, props=[(raw_mqtt.RECEIVE_MAXIMUM, 1), (raw_mqtt.SESSION_EXPIRY, 60)])
+        c.send(raw_mqtt.subscribe5(1, [("$share/ho/share/ho", 1)]))
+        c.expect(SUBACK)
+        members[name] = c
+    slow, steady = members["slow"], members["steady"]
 
-    pub = paho5(broker, "share-ho-pub")
-    pub.connect()
-    for i in range(6):
-        pub.publish("share/ho", f"m{i}".encode(), qos=1)
-    first = slow.expect(PUBLISH)  # its window of 1: the rest of its share is queued
+    pub = raw(broker)
+    pub.connect("share-ho-pub")
+    for i in range(6):  # each acknowledged, so routed, before the next
+        pub.publish_qos1("share/ho", f"m{i}".encode(), pid=i + 1)
+    # Windows of 1, neither acknowledging: each member has one in flight, two queued.
+    first = slow.expect(PUBLISH)
     slow.send(raw_mqtt.ack5(PUBACK, first.pid))
     held = slow.expect(PUBLISH)  # never acknowledged
-    got_steady = steady.collect(3)
-    slow.close()  # the network goes away
+    slow.close()  # the network goes away: "held" and the one queued behind it move
 
-    handed = steady.collect(2, timeout=5.0)  # the unacknowledged one and the queued one
-    steady.expect_none(1.0)
-    payloads = [m.payload for m in got_steady + handed]
-    assert held.payload5 in payloads
-    assert first.payload5 not in payloads
-    assert sorted(payloads + [first.payload5]) == sorted(f"m{i}".encode() for i in range(6))
+    got_steady = []
+    for _ in range(5):  # its own three and the two handed over
+        m = steady.expect(PUBLISH)
+        got_steady.append(m.payload5)
+        steady.send(raw_mqtt.ack5(PUBACK, m.pid))
+    steady.expect_silence(1.0)
+    assert held.payload5 in got_steady
+    assert first.payload5 not in got_steady
+    assert sorted(got_steady + [first.payload5]) == sorted(f"m{i}".encode() for i in range(6))
+
+
+def test_shared_member_with_a_full_window_is_passed_over(broker, raw, paho5):
+    """A member whose Receive Maximum is used up gets no more while another has room:
+    the messages do not wait in its queue."""
+    slow = raw(broker)
+    slow.connect("share-full", level=5, props=[(raw_mqtt.RECEIVE_MAXIMUM, 2)])
+    slow.send(raw_mqtt.subscribe5(1, [("$share/full/share/full", 1)]))
+    slow.expect(SUBACK)
+    steady = paho5(broker, "share-room")
+    steady.connect()
+    steady.subscribe("$share/full/share/full", qos=1)
+
+    pub = paho5(broker, "share-full-pub")
+    pub.connect()
+    for i in range(20):
+        pub.publish("share/full", f"m{i}".encode(), qos=1)
+    got_slow = [slow.expect(PUBLISH) for _ in range(2)]
+    got_steady = steady.collect(18)
+    slow.expect_silence(1.0)
+    for m in got_slow:  # acknowledged: nothing was queued behind them
+        slow.send(raw_mqtt.ack5(PUBACK, m.pid))
+    slow.expect_silence(1.0)
+    steady.expect_none(0.5)
+    payloads = [m.payload5 for m in got_slow] + [m.payload for m in got_steady]
+    assert sorted(payloads) == sorted(f"m{i}".encode() for i in range(20))
 
 
 def test_shared_member_alone_keeps_its_messages(broker, raw, paho5):
