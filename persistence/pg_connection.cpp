@@ -103,7 +103,6 @@ void connection::finish() noexcept {
     if (socket_.is_open()) socket_.release();
     if (conn_) PQfinish(conn_);
     conn_ = nullptr;
-    sent_.clear();
     state_ = state::disconnected;
     closing_ = false;
 }
@@ -244,6 +243,7 @@ void connection::fail_connect(std::string why) {
 asio::awaitable<std::error_code> connection::connect(const conninfo& info, clock::duration timeout) {
     op_guard guard(*this);
     finish();
+    sent_.clear();  // kept through a close, so that receive() reports what was lost
     state_ = state::connecting;
     last_error_.clear();
     const auto deadline = deadline_after(timeout);

@@ -291,6 +291,27 @@ TEST_CASE("chained batches: each runs only if the one before it succeeded; the s
     CHECK(s.count(t.name) >= 1);
 }
 
+TEST_CASE("batches sent and then closed: receive() reports them lost, and the connection can reconnect") {
+    PGTEST_REQUIRE_DSN(d);
+    asio::io_context io;
+    session s(io, d);
+    batch a, b;
+    a.query("SELECT 1");
+    b.query("SELECT 2");
+    REQUIRE(s.conn.send(a, true));
+    REQUIRE(s.conn.send(b, true));
+    s.conn.close();  // nothing pending: closes at once
+    for (int i = 0; i < 2; ++i) {
+        auto r = run(io, s.conn.receive(connection::no_timeout));
+        REQUIRE(r.steps.size() == 1);
+        CHECK(is_connection_error(r.steps[0].ec));
+    }
+    CHECK(s.conn.in_flight() == 0);
+    CHECK_FALSE(s.conn.send(a, true));  // not connected
+    REQUIRE_FALSE(run(io, s.conn.connect(info(d), 5s)));
+    CHECK(s.exec(a).ok());
+}
+
 TEST_CASE("a statement the server refuses to prepare fails its steps with the reason") {
     PGTEST_REQUIRE_DSN(d);
     asio::io_context io;
