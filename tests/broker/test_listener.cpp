@@ -23,8 +23,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-mqttd::broker_options options(unsigned threads, std::uint16_t port = 0) {
+mqttd::broker_options options(unsigned threads, std::uint16_t port = 0, std::chrono::seconds connect_timeout = 10s) {
     mqttd::broker_options o;
+    o.connect_timeout = connect_timeout;
     o.listeners = {{mqttd::listener_options::kind::tcp, "127.0.0.1", port}};
     o.threads = threads;
     o.sys_interval = 0s;
@@ -33,7 +34,10 @@ mqttd::broker_options options(unsigned threads, std::uint16_t port = 0) {
 
 struct running_broker {
     mqttd::broker b;
-    explicit running_broker(unsigned threads, std::uint16_t port = 0) : b(options(threads, port)) { b.start(); }
+    explicit running_broker(unsigned threads, std::uint16_t port = 0, std::chrono::seconds connect_timeout = 10s)
+        : b(options(threads, port, connect_timeout)) {
+        b.start();
+    }
     ~running_broker() {
         b.stop();
         b.wait();
@@ -41,7 +45,8 @@ struct running_broker {
     std::uint16_t port() const { return b.ports().front(); }
 };
 
-// A TCP connection that has sent an MQTT 3.1.1 CONNECT and may be waiting for its CONNACK.
+// A TCP connection that has sent an MQTT 3.1.1 CONNECT (unless `id` is empty) and may be
+// waiting for its CONNACK.
 class raw_client {
 public:
     raw_client(std::uint16_t port, const std::string& id) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
@@ -51,6 +56,7 @@ public:
         a.sin_port = htons(port);
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("connect failed");
+        if (id.empty()) return;
         std::string p = {0x10, static_cast<char>(12 + id.size()), 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60, 0,
                          static_cast<char>(id.size())};
         p += id;
@@ -69,6 +75,14 @@ public:
         unsigned char b[4];
         acked_ = ::recv(fd_, b, sizeof b, MSG_WAITALL) == 4 && b[0] == 0x20 && b[1] == 2 && b[3] == 0;
         return acked_;
+    }
+
+    // The broker closed the connection within `timeout` without sending anything.
+    bool closed_by_broker(std::chrono::milliseconds timeout) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return false;
+        char b;
+        return ::recv(fd_, &b, 1, 0) <= 0;
     }
 
 private:
@@ -147,4 +161,15 @@ TEST_CASE("listener: while one I/O thread is busy, the others still accept and s
     const auto deadline = std::chrono::steady_clock::now() + 10s;
     while (!served && std::chrono::steady_clock::now() < deadline) served = any_served();
     CHECK(served);
+}
+
+TEST_CASE("listener: a connection that never sends CONNECT is still closed by the connect timeout") {
+    // The kernel holds back a connection until its first bytes arrive, then gives up
+    // waiting: the broker gets it anyway, and closes it as it would any silent client.
+    running_broker rb(2, 0, 1s);
+    raw_client silent(rb.port(), "");
+    CHECK(silent.closed_by_broker(15s));
+    // It was accepted, not dropped: the broker still serves others.
+    raw_client c(rb.port(), "after-silent");
+    CHECK(c.connack(10s));
 }
