@@ -57,14 +57,12 @@ std::string broker::next_msgid() {
     return fmt::format("{}{:011X}", msgid_prefix_, msg_counter_.fetch_add(1, std::memory_order_relaxed));
 }
 
-connection_set& broker::next_set() {
-    return *sets_[next_set_.fetch_add(1, std::memory_order_relaxed) % sets_.size()];
-}
-
 void broker::start() {
     started_at_ = std::chrono::steady_clock::now();
+    std::vector<connection_set*> sets;
+    for (auto& s : sets_) sets.push_back(s.get());
     for (const auto& l : opts_.listeners) {
-        auto lst = std::make_shared<listener>(*this, *contexts_.front(), l);
+        auto lst = std::make_shared<listener>(*this, sets, l);
         log::info("listening on {}:{} ({})", l.address, lst->port(),
                   l.type == listener_options::kind::websocket ? "mqtt/websocket" : "mqtt/tcp");
         listeners_.push_back(std::move(lst));

@@ -81,9 +81,6 @@ public:
                  bool retained) override;
     const std::string& node_name() const override { return opts_.node_name; }
 
-    // The I/O thread a new connection goes to (round robin), by its connection set.
-    connection_set& next_set();
-
 private:
     void housekeeping();  // session expiry sweep and $SYS, on the first context
 
@@ -100,7 +97,6 @@ private:
     std::vector<std::unique_ptr<connection_set>> sets_;
     std::vector<std::thread> threads_;
     std::vector<std::shared_ptr<listener>> listeners_;
-    std::atomic<std::size_t> next_set_{0};
     std::atomic<bool> stopping_{false};
     std::chrono::steady_clock::time_point started_at_;
     std::atomic<std::uint64_t> msg_counter_{0};

@@ -58,17 +58,15 @@ connection::connection(broker& b, std::unique_ptr<transport> t)
 connection::~connection() = default;
 
 void connection::start(connection_set& set) {
-    asio::post(executor(), [self = shared_from_this(), &set] {
-        self->set_ = &set;
-        set.add(self);
-        self->last_rx_ = clock::now();
-        self->keepalive_limit_ = self->broker_.options().connect_timeout;
-        self->read_active_ = true;
-        // Read first, wait after: the socket's first readiness may have been reported
-        // (edge-triggered) before this connection began to wait, and would not be again.
-        self->read_available();
-        if (self->broker_.stopping()) self->shutdown_now();
-    });
+    set_ = &set;
+    set.add(shared_from_this());
+    last_rx_ = clock::now();
+    keepalive_limit_ = broker_.options().connect_timeout;
+    read_active_ = true;
+    // Read first, wait after: the socket's first readiness may have been reported
+    // (edge-triggered) before this connection began to wait, and would not be again.
+    read_available();
+    if (broker_.stopping()) shutdown_now();
 }
 
 void connection::wake() {

@@ -35,7 +35,7 @@ public:
     connection(broker& b, std::unique_ptr<transport> t);
     ~connection() override;
 
-    // Joins `set` (the connections of its I/O thread) and starts reading.
+    // Joins `set` (the connections of its I/O thread) and starts reading; on that thread.
     void start(connection_set& set);
 
     // session_owner (thread-safe)

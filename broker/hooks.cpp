@@ -1,7 +1,5 @@
 #include "broker/hooks.hpp"
 
-#include <algorithm>
-
 namespace mqttd {
 
 template <class H>
@@ -11,6 +9,7 @@ hook_bus::handle hook_bus::attach(hookpoint p, H h) {
     handle id = next_++;
     next->push_back({id, p, any_handler(std::move(h))});
     table_ = std::move(next);
+    update_attached();
     return id;
 }
 
@@ -26,11 +25,13 @@ void hook_bus::detach(handle h) {
     auto next = std::make_shared<table>(*table_);
     std::erase_if(*next, [h](const entry& e) { return e.id == h; });
     table_ = std::move(next);
+    update_attached();
 }
 
-bool hook_bus::has(hookpoint p) const {
-    auto snapshot = load();
-    return snapshot && std::any_of(snapshot->begin(), snapshot->end(), [p](const entry& e) { return e.point == p; });
+void hook_bus::update_attached() {
+    std::uint32_t bits = 0;
+    for (const auto& e : *table_) bits |= bit(e.point);
+    attached_.store(bits, std::memory_order_release);
 }
 
 }  // namespace mqttd

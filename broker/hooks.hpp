@@ -1,7 +1,9 @@
 #pragma once
 // The hook bus: the broker's events, which the persistence backend (or anything else)
 // listens to. Handlers are attached and detached at runtime from any thread; emitting
-// takes a snapshot of the handler list, so no lock is held while a handler runs.
+// takes a snapshot of the handler list, so no lock is held while a handler runs, and
+// costs one atomic load when no handler listens to the event.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -115,7 +117,7 @@ public:
     handle on_session_terminated(session_handler h) { return attach(hookpoint::session_terminated, std::move(h)); }
     void detach(handle h);
 
-    bool has(hookpoint p) const;
+    bool has(hookpoint p) const noexcept { return (attached_.load(std::memory_order_acquire) & bit(p)) != 0; }
 
     void client_connected(const client_info& c) const { emit<client_handler>(hookpoint::client_connected, c); }
     void client_disconnected(const client_info& c) const { emit<client_handler>(hookpoint::client_disconnected, c); }
@@ -141,8 +143,13 @@ private:
     template <class H>
     handle attach(hookpoint p, H h);
 
+    static constexpr std::uint32_t bit(hookpoint p) noexcept { return 1u << static_cast<unsigned>(p); }
+    // Recomputes attached_ from table_; under mutex_.
+    void update_attached();
+
     template <class H, class... Args>
     void emit(hookpoint p, const Args&... args) const {
+        if (!has(p)) return;
         auto snapshot = load();
         if (!snapshot) return;
         for (const auto& e : *snapshot)
@@ -156,6 +163,7 @@ private:
 
     mutable std::mutex mutex_;
     std::shared_ptr<const table> table_;  // copy-on-write: emitters never wait on attach
+    std::atomic<std::uint32_t> attached_{0};  // a bit per hookpoint that has a handler
     handle next_ = 1;
 };
 

@@ -1,5 +1,9 @@
 #include "broker/listener.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -17,48 +21,78 @@ namespace mqttd {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-listener::listener(broker& b, asio::io_context& ctx, const listener_options& o)
-    : broker_(b), acceptor_(ctx), kind_(o.type) {
+namespace {
+
+using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+using defer_accept = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_DEFER_ACCEPT>;
+
+// SO_REUSEPORT would let this broker bind beside another process's listener that set it
+// too (same user) and silently share its connections: a plain socket must be able to
+// bind the port first.
+void check_port_free(const tcp::endpoint& ep) {
+    asio::io_context probe_ctx;
+    tcp::acceptor probe(probe_ctx);
+    probe.open(ep.protocol());
+    probe.set_option(tcp::acceptor::reuse_address(true));
+    probe.bind(ep);
+}
+
+}  // namespace
+
+listener::listener(broker& b, const std::vector<connection_set*>& sets, const listener_options& o)
+    : broker_(b), kind_(o.type) {
     tcp::endpoint ep(asio::ip::make_address(o.address), o.port);
-    acceptor_.open(ep.protocol());
-    acceptor_.set_option(tcp::acceptor::reuse_address(true));
-    acceptor_.bind(ep);
-    acceptor_.listen(asio::socket_base::max_listen_connections);
-    port_ = acceptor_.local_endpoint().port();
+    if (ep.port() != 0) check_port_free(ep);
+    acceptors_.reserve(sets.size());
+    for (auto* set : sets) {
+        tcp_acceptor a(set->context());
+        a.open(ep.protocol());
+        a.set_option(tcp::acceptor::reuse_address(true));
+        a.set_option(reuse_port(true));
+        a.bind(ep);
+        a.listen(asio::socket_base::max_listen_connections);
+        // The client speaks first (CONNECT, or the WebSocket upgrade request): the kernel
+        // hands a connection over once its first bytes are in, so accepting and reading it
+        // take one wake-up, not two. A silent one is handed over after about a second, and
+        // its connect timeout runs from then.
+        a.set_option(defer_accept(1));
+        if (ep.port() == 0) ep.port(a.local_endpoint().port());
+        acceptors_.push_back({std::move(a), *set});
+    }
+    port_ = ep.port();
 }
 
 void listener::start() {
-    asio::co_spawn(acceptor_.get_executor(), [self = shared_from_this()] { return self->accept_loop(); },
-                   asio::detached);
+    for (auto& a : acceptors_)
+        asio::co_spawn(a.acceptor.get_executor(), [self = shared_from_this(), &a] { return self->accept_loop(a); },
+                       asio::detached);
 }
 
 void listener::stop() {
-    asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
-        boost::system::error_code ignored;
-        self->acceptor_.close(ignored);
-    });
+    for (auto& a : acceptors_)
+        asio::post(a.acceptor.get_executor(), [self = shared_from_this(), &a] {
+            boost::system::error_code ignored;
+            a.acceptor.close(ignored);
+        });
 }
 
-asio::awaitable<void> listener::accept_loop() {
+asio::awaitable<void> listener::accept_loop(acceptor_of_set& a) {
     constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-    while (acceptor_.is_open()) {
-        auto& set = broker_.next_set();
-        auto [ec, socket] = co_await acceptor_.async_accept(set.context(), nothrow);
+    while (a.acceptor.is_open()) {
+        auto [ec, socket] = co_await a.acceptor.async_accept(nothrow);
         if (ec == asio::error::operation_aborted) break;
         if (ec) {
             // Out of descriptors or similar: pause rather than spin.
             log::warning("accept failed: {}", ec.message());
-            asio::steady_timer pause(acceptor_.get_executor(), std::chrono::milliseconds(100));
+            asio::steady_timer pause(a.acceptor.get_executor(), std::chrono::milliseconds(100));
             co_await pause.async_wait(nothrow);
             continue;
         }
         if (kind_ == listener_options::kind::websocket) {
-            auto ex = socket.get_executor();
-            asio::co_spawn(ex, upgrade(std::move(socket), set), asio::detached);
+            asio::co_spawn(a.acceptor.get_executor(), upgrade(tcp::socket(std::move(socket)), a.set), asio::detached);
             continue;
         }
-        auto c = std::make_shared<connection>(broker_, make_tcp_transport(std::move(socket)));
-        c->start(set);
+        std::make_shared<connection>(broker_, make_tcp_transport(std::move(socket)))->start(a.set);
     }
 }
 
@@ -66,8 +100,7 @@ asio::awaitable<void> listener::upgrade(tcp::socket socket, connection_set& set)
     auto self = shared_from_this();
     auto t = co_await accept_websocket(std::move(socket), broker_.options().max_packet_size);
     if (!t) co_return;
-    auto c = std::make_shared<connection>(broker_, std::move(t));
-    c->start(set);
+    std::make_shared<connection>(broker_, std::move(t))->start(set);
 }
 
 }  // namespace mqttd
