@@ -276,7 +276,7 @@ def write_markdown(path: pathlib.Path, results, scenarios, copy, unavailable, in
         f"- Debian {info['debian']}, Linux {info['kernel']}",
         f"- Load average when the run began: {info['loadavg'][0]:.2f} (1 min), {info['loadavg'][1]:.2f} (5 min)",
         "",
-        "The load generator (one process, one I/O thread), the broker (mqttd: one I/O thread per "
+        "The load generator (one process, one I/O thread; two in fan-in), the broker (mqttd: one I/O thread per "
         "core, so 2; mosquitto: single-threaded) and, for the persisted runs, PostgreSQL all share "
         "these 2 cores, and the machine is shared with other work: the column *others' CPU* is "
         "what the rest of the machine used during each measurement (percent of one core; 200 % "
