@@ -10,6 +10,27 @@
 
 namespace pg = mqttd::pg;
 
+namespace {
+
+// Text that a naive array literal would get wrong, and what unnest() gives back.
+const std::vector<std::string> sample_texts = {
+    "", "plain", "NULL", "null", "a,b", "{braces}", "\"quoted\"", "back\\slash", "\\", "trailing\\",
+    " spaced ", "tab\tnew\nline", "ünïcödé ✓ 😀", "\\x41", "'single'", "x'); DROP TABLE mqtt_msg;--"};
+constexpr const char* texts_query = "SELECT x, x IS NULL FROM unnest($1::text[]) WITH ORDINALITY AS t(x, n) ORDER BY n";
+
+// The rows of texts_query for sample_texts and then a NULL.
+void check_texts_then_null(const pg::step_result& r) {
+    REQUIRE(r.rows.size() == sample_texts.size() + 1);
+    for (std::size_t i = 0; i < sample_texts.size(); ++i) {
+        CAPTURE(sample_texts[i]);
+        CHECK(r.rows.get(i, 0) == sample_texts[i]);
+        CHECK(r.rows.get(i, 1) == "f");
+    }
+    CHECK(r.rows.get(sample_texts.size(), 1) == "t");
+}
+
+}  // namespace
+
 TEST_CASE("array literal: the text form") {
     pg::array_literal a;
     CHECK(a.str() == "{}");
@@ -29,24 +50,14 @@ TEST_CASE("array literal: every element comes back from the server as it went in
     PGTEST_REQUIRE_DSN(d);
     pgtest::asio::io_context io;
     pgtest::session s(io, d);
-    const std::vector<std::string> texts = {
-        "", "plain", "NULL", "null", "a,b", "{braces}", "\"quoted\"", "back\\slash", "\\", "trailing\\",
-        " spaced ", "tab\tnew\nline", "ünïcödé ✓ 😀", "\\x41", "'single'", "x'); DROP TABLE mqtt_msg;--"};
     pg::array_literal a;
-    for (const auto& t : texts) a.add(t);
+    for (const auto& t : sample_texts) a.add(t);
     a.add_null();
-    auto r = s.sql("SELECT x, x IS NULL FROM unnest($1::text[]) WITH ORDINALITY AS t(x, n) ORDER BY n", {a.str()});
-    REQUIRE(r.rows.size() == texts.size() + 1);
-    for (std::size_t i = 0; i < texts.size(); ++i) {
-        CAPTURE(texts[i]);
-        CHECK(r.rows.get(i, 0) == texts[i]);
-        CHECK(r.rows.get(i, 1) == "f");
-    }
-    CHECK(r.rows.get(texts.size(), 1) == "t");
+    check_texts_then_null(s.sql(texts_query, {a.str()}));
 
     pg::array_literal ints;
     for (std::int64_t v : {0LL, 1LL, -1LL, 9223372036854775807LL, -9223372036854775807LL - 1}) ints.add(v);
-    r = s.sql("SELECT string_agg(x::text, ' ' ORDER BY n) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(x, n)",
+    auto r = s.sql("SELECT string_agg(x::text, ' ' ORDER BY n) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(x, n)",
               {ints.str()});
     CHECK(r.rows.get(0, 0) == "0 1 -1 9223372036854775807 -9223372036854775808");
 
@@ -77,24 +88,15 @@ TEST_CASE("binary array: every element comes back from the server as it went in"
         b.execute(name, {pg::param::binary(a.bytes())});
         return std::move(s.exec(b).steps.at(0));
     };
-    const std::vector<std::string> texts = {"", "plain", "NULL", "a,b", "{braces}", "\"quoted\"", "back\\slash",
-                                            "tab\tnew\nline", "ünïcödé ✓ 😀", "x'); DROP TABLE mqtt_msg;--"};
     pg::binary_array a(pg::oids::text);
-    for (const auto& t : texts) a.add(t);
+    for (const auto& t : sample_texts) a.add(t);
     a.add_null();
-    CHECK(a.size() == texts.size() + 1);
-    auto r = query("SELECT x, x IS NULL FROM unnest($1::text[]) WITH ORDINALITY AS t(x, n) ORDER BY n", a);
-    REQUIRE(r.rows.size() == texts.size() + 1);
-    for (std::size_t i = 0; i < texts.size(); ++i) {
-        CAPTURE(texts[i]);
-        CHECK(r.rows.get(i, 0) == texts[i]);
-        CHECK(r.rows.get(i, 1) == "f");
-    }
-    CHECK(r.rows.get(texts.size(), 1) == "t");
+    CHECK(a.size() == sample_texts.size() + 1);
+    check_texts_then_null(query(texts_query, a));
 
     pg::binary_array ints(pg::oids::int8);
     for (std::int64_t v : {0LL, 1LL, -1LL, 9223372036854775807LL, -9223372036854775807LL - 1}) ints.add(v);
-    r = query("SELECT string_agg(x::text, ' ' ORDER BY n) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(x, n)", ints);
+    auto r = query("SELECT string_agg(x::text, ' ' ORDER BY n) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(x, n)", ints);
     CHECK(r.rows.get(0, 0) == "0 1 -1 9223372036854775807 -9223372036854775808");
 
     // Every byte value, raw.
