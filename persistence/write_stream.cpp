@@ -228,6 +228,8 @@ asio::awaitable<void> write_stream::run() {
                         ops.push_back(std::move(queue_.front()));
                         queue_.pop_front();
                     }
+                } else if (!flights_.empty() && due - clock::now() > max_wait_in_flight) {
+                    land_first = true;  // a long batch_delay does not hold back the batch in flight
                 } else {
                     wake_at = due;
                     wait = true;

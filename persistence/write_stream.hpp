@@ -188,6 +188,9 @@ private:
         bool group_error = false;
     };
     static constexpr std::size_t max_flights = 2;
+    // How long the next batch may fill while one is in flight before the stream reads the
+    // results of the one in flight (completing its operations, releasing its PUBACKs).
+    static constexpr std::chrono::milliseconds max_wait_in_flight{5};
 
     boost::asio::awaitable<void> run();
     void build(std::vector<op_ptr>& ops, plan& p, const round_state& st, std::size_t& left);

@@ -410,6 +410,18 @@ TEST_CASE("a failure at COMMIT (deferred constraint): the rows are written one b
     f.admin.sql("DROP TABLE " + t);
 }
 
+TEST_CASE("a long batch_delay does not hold back the batch in flight") {
+    PGTEST_REQUIRE_DSN(d);
+    // A full batch goes out at once; one more row waits for batch_delay (10 s). The full
+    // batch's rows complete meanwhile, not after the next batch's delay.
+    fixture f(d, 10, 10s);
+    f.stream->start();
+    std::atomic<int> done{0};
+    for (int i = 0; i < 11; ++i) f.stream->push(std::make_unique<row_op>(f.table, i, i, &done));
+    CHECK(wait_until([&] { return done.load() >= 10; }, 5s));
+    CHECK(done.load() == 10);  // the eleventh still waits for its delay
+}
+
 TEST_CASE("a batch failing at COMMIT: the batches chained behind it run after it is written again") {
     PGTEST_REQUIRE_DSN(d);
     // Small batches pushed at once, each sent while the one before is in flight. A failure
