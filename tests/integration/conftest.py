@@ -374,21 +374,28 @@ def broker(start_broker) -> Broker:
 
 # ----- clients --------------------------------------------------------------
 
-@pytest.fixture
-def paho(request):
-    """Factory: paho(broker, client_id, **kw) -> clients.PahoClient; closed at teardown."""
+def _paho_factory(class_name: str):
+    """make(broker, client_id, **kw) -> clients.<class_name>, and the clients it made."""
     try:
         import paho.mqtt.client  # noqa: F401
     except ImportError:
         missing("paho-mqtt for /usr/bin/python3 (Debian package python3-paho-mqtt)")
     import clients
+    cls = getattr(clients, class_name)
     made: list = []
 
     def make(broker: Broker, client_id: str = "", **kw):
-        c = clients.PahoClient(broker, client_id, **kw)
+        c = cls(broker, client_id, **kw)
         made.append(c)
         return c
 
+    return make, made
+
+
+@pytest.fixture
+def paho(request):
+    """Factory: paho(broker, client_id, **kw) -> clients.PahoClient; closed at teardown."""
+    make, made = _paho_factory("PahoClient")
     yield make
     for c in made:
         c.close()
@@ -397,18 +404,7 @@ def paho(request):
 @pytest.fixture
 def paho5(request):
     """Factory: paho5(broker, client_id, **kw) -> clients.Paho5Client (MQTT 5); closed at teardown."""
-    try:
-        import paho.mqtt.client  # noqa: F401
-    except ImportError:
-        missing("paho-mqtt for /usr/bin/python3 (Debian package python3-paho-mqtt)")
-    import clients
-    made: list = []
-
-    def make(broker: Broker, client_id: str = "", **kw):
-        c = clients.Paho5Client(broker, client_id, **kw)
-        made.append(c)
-        return c
-
+    make, made = _paho_factory("Paho5Client")
     yield make
     for c in made:
         c.close()

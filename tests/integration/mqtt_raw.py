@@ -115,16 +115,21 @@ def encode_props(props: list[tuple[int, object]] | None) -> bytes:
     return encode_varint(len(out)) + bytes(out)
 
 
-def decode_props(data: bytes, pos: int = 0) -> tuple[dict[int, list], int]:
-    """Properties at `pos`: ({identifier: [values]}, position after them)."""
-    length, mult = 0, 1
+def decode_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """A variable byte integer at `pos`: (value, position after it)."""
+    value, mult = 0, 1
     while True:
         byte = data[pos]
         pos += 1
-        length += (byte & 0x7F) * mult
+        value += (byte & 0x7F) * mult
         mult *= 128
         if not byte & 0x80:
-            break
+            return value, pos
+
+
+def decode_props(data: bytes, pos: int = 0) -> tuple[dict[int, list], int]:
+    """Properties at `pos`: ({identifier: [values]}, position after them)."""
+    length, pos = decode_varint(data, pos)
     end = pos + length
     props: dict[int, list] = {}
     while pos < end:
@@ -138,14 +143,7 @@ def decode_props(data: bytes, pos: int = 0) -> tuple[dict[int, list], int]:
         elif kind == _U32:
             value, pos = struct.unpack_from("!I", data, pos)[0], pos + 4
         elif kind == _VARINT:
-            value, mult = 0, 1
-            while True:
-                byte = data[pos]
-                pos += 1
-                value += (byte & 0x7F) * mult
-                mult *= 128
-                if not byte & 0x80:
-                    break
+            value, pos = decode_varint(data, pos)
         elif kind in (_STR, _BIN):
             (n,) = struct.unpack_from("!H", data, pos)
             raw = data[pos + 2:pos + 2 + n]
