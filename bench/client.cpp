@@ -86,6 +86,7 @@ awaitable<bool> client::connect(asio::ip::tcp::endpoint broker, connect_params p
     auto [ec] = co_await socket_.async_connect(broker, nothrow_awaitable);
     if (!ec && !closed_) {
         boost::system::error_code ignored;
+        connect_sent_at_ = clock::now();
         socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
         keepalive_ = std::chrono::seconds(p.keepalive);
         mqtt::connect c;
@@ -109,6 +110,7 @@ awaitable<bool> client::connect(asio::ip::tcp::endpoint broker, connect_params p
     }
     const auto now = clock::now();
     metrics_.connect_latency.record(elapsed_ns(started, now));
+    metrics_.connack_latency.record(elapsed_ns(connect_sent_at_, now));
     metrics_.connects.fetch_add(1, std::memory_order_relaxed);
     store_max(metrics_.last_connack_ns, to_ns(now));
     co_return true;

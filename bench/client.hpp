@@ -84,6 +84,7 @@ private:
     event write_wanted_;  // the write loop waits here for bytes to send
     event progress_;      // connect, subscribe and publish wait here for the broker's answers
     boost::asio::steady_timer connect_deadline_;
+    clock::time_point connect_sent_at_{};
     clock::duration keepalive_{};
     clock::time_point last_write_;
 

@@ -31,6 +31,7 @@ struct shard {
     histogram latency;          // publisher's send to subscriber's receipt
     histogram ack_latency;      // PUBLISH sent to PUBACK (QoS 1) or PUBCOMP (QoS 2) received
     histogram connect_latency;  // TCP connect started to CONNACK received
+    histogram connack_latency;  // CONNECT sent to CONNACK received: the broker's part
 };
 
 // Switched by the controller, read by every client.

@@ -262,13 +262,16 @@ def target_lines(results, scenarios, copy, quick) -> list[str]:
 
 def write_markdown(path: pathlib.Path, results, scenarios, copy, unavailable, info, settings, analysis) -> None:
     reps = settings["reps"]
+    measured = {sc.key: len(cells(results, sc)[MQTTD].runs) for sc in scenarios if MQTTD in cells(results, sc)}
+    more = [f"`{key}` {n}" for key, n in measured.items() if n > reps]
+    repeated = f" ({', '.join(more)}: short scenarios, where one stall of the machine decides a measurement)" if more else ""
     out = [
         "# mqttd benchmark report",
         "",
         f"Written by `bench/run.sh{' --quick' if settings['quick'] else ''}` on {info['date']}: "
         f"{'a quick run' if settings['quick'] else 'the standard run'}, {reps} repetition{'s' if reps > 1 else ''} "
-        "of each scenario, brokers alternating within each repetition; every number is the median "
-        "of the repetitions. Raw result lines: `results.jsonl`; chart: `chart.svg`.",
+        f"of each scenario{repeated}, brokers alternating within each repetition; every number is the "
+        "median of the repetitions. Raw result lines: `results.jsonl`; chart: `chart.svg`.",
         "",
         "## Machine",
         "",

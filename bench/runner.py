@@ -246,11 +246,12 @@ def main() -> int:
             if copy:
                 out.write(json.dumps(copy) + "\n")
             for sc in scenarios:
-                for rep in range(1, reps + 1):
+                times = reps * sc.repeat
+                for rep in range(1, times + 1):
                     for key in sc.brokers:
                         if key in unavailable:
                             continue
-                        say(f"== {sc.key}, repetition {rep}/{reps}: {key}")
+                        say(f"== {sc.key}, repetition {rep}/{times}: {key}")
                         result = measure(sc, brokers[key], rep, pg)
                         if not result.get("complete"):
                             say(f"   incomplete: {result.get('error')}")

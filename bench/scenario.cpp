@@ -480,17 +480,21 @@ private:
         pool_.stop();
 
         // The threads have stopped: their histograms can be read.
-        histogram latency, ack_latency, connect_latency;
+        histogram latency, ack_latency, connect_latency, connack_latency;
         for (const auto& w : pool_.workers()) {
             latency.merge(w->metrics.latency);
             ack_latency.merge(w->metrics.ack_latency);
             connect_latency.merge(w->metrics.connect_latency);
+            connack_latency.merge(w->metrics.connack_latency);
         }
         if (measure_latency_) {
             result_["latency_us"] = latency_json(latency);
             if (ack_latency.count()) result_["ack_latency_us"] = latency_json(ack_latency);
         }
-        if (measure_connects_) result_["connect_latency_us"] = latency_json(connect_latency);
+        if (measure_connects_) {
+            result_["connect_latency_us"] = latency_json(connect_latency);
+            result_["connack_latency_us"] = latency_json(connack_latency);
+        }
         auto t = sum();
         result_["unexpected_closes"] = t.unexpected_closes;
         result_["elapsed_s"] = round_to(seconds_between(started_, clock::now()), 3);

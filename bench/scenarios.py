@@ -31,6 +31,9 @@ class Scenario:
     unit: str
     higher_is_better: bool = True
     extra_args: dict[str, list[str]] = field(default_factory=dict)  # per broker
+    # Measurements per repetition of the run, for scenarios short enough that one stall of
+    # the machine decides a single measurement.
+    repeat: int = 1
 
 
 def standard(quick: bool) -> list[Scenario]:
@@ -69,10 +72,12 @@ def standard(quick: bool) -> list[Scenario]:
                  ["--scenario", "fanin", "--publishers", str(fanin_publishers), "--subscribers", "16", "--shared",
                   "--qos", "1", "--payload", "64", "--window", "2", "--threads", "2"] + timing,
                  ALL, ("msgs_per_s",), "msgs/s"),
+        # A storm lasts under half a second, and the machine stops a core for 10-40 ms a few
+        # times in it (bench/results/analysis.md): three measurements per repetition.
         Scenario("connect-storm", f"connection storm: {storm:,} clients connecting, at most 100 handshakes "
                  "under way, held open",
                  ["--scenario", "storm", "--connections", str(storm), "--connect-concurrency", "100"],
-                 ALL, ("connects_per_s",), "connects/s"),
+                 ALL, ("connects_per_s",), "connects/s", repeat=3),
         Scenario("idle-connections", f"{idle:,} idle connections: broker RSS growth per connection",
                  ["--scenario", "idle", "--connections", str(idle), "--connect-concurrency", "100"],
                  (MQTTD, MOSQUITTO, PG_COMMIT), ("idle", "bytes_per_connection"), "bytes/conn",
