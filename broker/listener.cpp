@@ -1,7 +1,5 @@
 #include "broker/listener.hpp"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -24,7 +22,6 @@ using asio::ip::tcp;
 namespace {
 
 using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
-using defer_accept = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_DEFER_ACCEPT>;
 
 // SO_REUSEPORT would let this broker bind beside another process's listener that set it
 // too (same user) and silently share its connections: a plain socket must be able to
@@ -50,12 +47,9 @@ listener::listener(broker& b, const std::vector<connection_set*>& sets, const li
         a.set_option(tcp::acceptor::reuse_address(true));
         a.set_option(reuse_port(true));
         a.bind(ep);
+        // No TCP_DEFER_ACCEPT: it saves a wake-up per connection, but in a connection storm
+        // one CONNACK in ten then came 10 ms or more after its CONNECT (bench/results/analysis.md).
         a.listen(asio::socket_base::max_listen_connections);
-        // The client speaks first (CONNECT, or the WebSocket upgrade request): the kernel
-        // hands a connection over once its first bytes are in, so accepting and reading it
-        // take one wake-up, not two. A silent one is handed over after about a second, and
-        // its connect timeout runs from then.
-        a.set_option(defer_accept(1));
         if (ep.port() == 0) ep.port(a.local_endpoint().port());
         acceptors_.push_back({std::move(a), *set});
     }

@@ -164,8 +164,6 @@ TEST_CASE("listener: while one I/O thread is busy, the others still accept and s
 }
 
 TEST_CASE("listener: a connection that never sends CONNECT is still closed by the connect timeout") {
-    // The kernel holds back a connection until its first bytes arrive, then gives up
-    // waiting: the broker gets it anyway, and closes it as it would any silent client.
     running_broker rb(2, 0, 1s);
     raw_client silent(rb.port(), "");
     CHECK(silent.closed_by_broker(15s));
