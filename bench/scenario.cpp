@@ -84,6 +84,11 @@ awaitable<bool> join(std::shared_ptr<client> c, asio::ip::tcp::endpoint broker, 
 struct launch_state {
     std::atomic<std::size_t> finished{0};
     std::atomic<std::size_t> succeeded{0};
+    // Closed loop (no --connect-rate): the handshakes made ready by the main thread, each
+    // started by the completion of an earlier one on a generator thread.
+    std::vector<std::pair<std::shared_ptr<client>, std::optional<awaitable<bool>>>> ready;
+    std::atomic<std::size_t> next{0};
+    std::atomic<bool> abandoned{false};
 };
 
 class controller {
@@ -203,10 +208,14 @@ private:
         result_.insert({{"connections", o_.connections}, {"connect_rate", round_to(o_.connect_rate, 3)},
                         {"connect_concurrency", o_.connect_concurrency}});
         phase("storm");
-        auto from = take_snapshot();
-        auto ok = launch(o_.connections, [&](std::size_t i, std::shared_ptr<client> c) {
-            return join(std::move(c), broker_, params("storm", i), std::nullopt, mqtt::qos::at_most_once, join_deadline());
-        });
+        snapshot from;
+        auto ok = launch(
+            o_.connections,
+            [&](std::size_t i, std::shared_ptr<client> c) {
+                return join(std::move(c), broker_, params("storm", i), std::nullopt, mqtt::qos::at_most_once,
+                            join_deadline());
+            },
+            [&] { from = take_snapshot(); });
         auto to = take_snapshot();
         connect_rate(from, ok);
         window_usage(from, to, ok, "connect");
@@ -309,23 +318,55 @@ private:
 
     // Creates `n` clients and starts `start` on each, at most connect_concurrency of them
     // unfinished at once and at most connect_rate per second; returns when all are done
-    // (or the run's deadline passed) with how many succeeded.
-    std::size_t launch(std::size_t n, const starter& start) {
+    // (or the run's deadline passed) with how many succeeded. `starting` runs just before
+    // the first one starts.
+    std::size_t launch(std::size_t n, const starter& start, const std::function<void()>& starting = {}) {
+        if (o_.connect_rate > 0) {
+            if (starting) starting();
+            return launch_paced(n, start);
+        }
+        // As fast as the concurrency allows: a finished handshake starts the next one on
+        // the generator's own thread, so no launcher thread polls and competes with the
+        // broker for a core.
+        auto state = std::make_shared<launch_state>();
+        state->ready.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            auto c = new_client();
+            state->ready.emplace_back(c, start(i, c));
+        }
+        const auto first = std::min<std::size_t>(n, o_.connect_concurrency);
+        state->next = first;
+        if (starting) starting();
+        for (std::size_t i = 0; i < first; ++i) start_ready(state, i);
+        if (!wait_until([&] { return state->finished.load() == n; }, deadline_)) state->abandoned = true;
+        return state->succeeded.load();
+    }
+
+    static void start_ready(const std::shared_ptr<launch_state>& state, std::size_t i) {
+        auto& [c, handshake] = state->ready[i];
+        auto work = std::move(*handshake);
+        handshake.reset();
+        asio::co_spawn(c->executor(), std::move(work), [state](std::exception_ptr, bool ok) {
+            if (ok) state->succeeded.fetch_add(1);
+            state->finished.fetch_add(1);
+            if (state->abandoned) return;
+            if (auto next = state->next.fetch_add(1); next < state->ready.size()) start_ready(state, next);
+        });
+    }
+
+    // With --connect-rate: the main thread starts each handshake at its time.
+    std::size_t launch_paced(std::size_t n, const starter& start) {
         auto state = std::make_shared<launch_state>();
         const auto begin = clock::now();
         std::size_t launched = 0;
         for (; launched < n; ++launched) {
-            if (o_.connect_rate > 0) {
-                auto at = begin + std::chrono::duration_cast<clock::duration>(
-                                      std::chrono::duration<double>(static_cast<double>(launched) / o_.connect_rate));
-                if (!wait_until([&] { return clock::now() >= at; }, deadline_, std::chrono::microseconds(100))) break;
-            }
+            auto at = begin + std::chrono::duration_cast<clock::duration>(
+                                  std::chrono::duration<double>(static_cast<double>(launched) / o_.connect_rate));
+            if (!wait_until([&] { return clock::now() >= at; }, deadline_, std::chrono::microseconds(100))) break;
             if (!wait_until([&] { return launched - state->finished.load() < o_.connect_concurrency; }, deadline_,
                             std::chrono::microseconds(100)))
                 break;
-            auto& w = pool_.next();
-            auto c = std::make_shared<client>(w.io, w.metrics, flags_, flows_);
-            clients_.push_back(c);
+            auto c = new_client();
             asio::co_spawn(c->executor(), start(launched, c), [state](std::exception_ptr, bool ok) {
                 if (ok) state->succeeded.fetch_add(1);
                 state->finished.fetch_add(1);
@@ -335,7 +376,13 @@ private:
         return state->succeeded.load();
     }
 
-    // Polls `done` until it holds or the deadline passes, printing progress on the way.
+    std::shared_ptr<client> new_client() {
+        auto& w = pool_.next();
+        auto c = std::make_shared<client>(w.io, w.metrics, flags_, flows_);
+        clients_.push_back(c);
+        return c;
+    }
+
     bool wait_until(const std::function<bool()>& done, clock::time_point deadline,
                     clock::duration poll = milliseconds(2)) {
         deadline = std::min(deadline, deadline_);
