@@ -6,7 +6,7 @@
 #   scripts/deps.sh fuzz    - to build the libFuzzer targets
 set -euo pipefail
 
-build=(g++ pkg-config meson ninja-build libboost1.81-dev libboost-json1.81-dev libpq-dev libfmt-dev doctest-dev libpaho-mqtt-dev)
+build=(g++ pkg-config meson ninja-build libboost1.81-dev libboost-json1.81-dev libpq-dev libfmt-dev doctest-dev libpaho-mqtt-dev libjemalloc-dev)
 server=(postgresql-15 postgresql-client-15)
 tests=(mosquitto-clients python3 python3-paho-mqtt python3-pytest)
 fuzz=(clang libclang-rt-14-dev)
