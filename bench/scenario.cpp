@@ -383,6 +383,7 @@ private:
         return c;
     }
 
+    // Polls `done` until it holds or the deadline passes, printing progress on the way.
     bool wait_until(const std::function<bool()>& done, clock::time_point deadline,
                     clock::duration poll = milliseconds(2)) {
         deadline = std::min(deadline, deadline_);
