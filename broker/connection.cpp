@@ -73,6 +73,7 @@ void connection::wake() {
     if (wake_posted_.exchange(true)) return;
     asio::post(executor(), [self = shared_from_this()] {
         self->wake_posted_ = false;
+        self->flush_acks();
         self->pull_from_session();
     });
 }
@@ -213,6 +214,8 @@ connection::clock::time_point connection::deadline() const noexcept {
     if (closed_) return clock::time_point::max();
     if (closing_) return closing_at_ + close_grace;
     if (keepalive_limit_ == clock::duration::zero()) return clock::time_point::max();
+    // Not reading while the hooks hold this publisher's acks: the silence is the broker's.
+    if (!read_active_) return clock::time_point::max();
     return last_rx_ + keepalive_limit_;
 }
 
@@ -432,8 +435,9 @@ void connection::on_publish(mqtt::publish& p) {
                 (*topic_aliases_)[static_cast<std::uint16_t>(*alias)] = p.topic;
             }
         }
-        if (p.qos != mqtt::qos::at_most_once &&
-            pending_acks_.size() + session_->incoming_qos2_count() >= receive_maximum_)
+        // QoS 1 not yet PUBACKed and QoS 2 not yet PUBCOMPed [MQTT-3.3.4-9]; a held QoS 2
+        // message is counted once, in the session's table.
+        if (p.qos != mqtt::qos::at_most_once && pending_pubacks_ + session_->incoming_qos2_count() >= receive_maximum_)
             return close(reason_code::receive_maximum_exceeded);
     }
     if (p.qos > static_cast<mqtt::qos>(o.max_qos_allowed)) return close(reason_code::qos_not_supported);
@@ -446,87 +450,103 @@ void connection::on_publish(mqtt::publish& p) {
     if (v5() && payload_format_broken(p.props, p.payload)) {
         // Refused, not routed: QoS 0 has no ack to say so [MQTT-3.3.2.3.2, 4.13].
         if (p.qos == mqtt::qos::at_most_once) return close(reason_code::payload_format_invalid);
-        queue_ack(p.packet_id, type, std::make_shared<bool>(true), reason_code::payload_format_invalid);
+        queue_ack(p.packet_id, type, ack_gate::opened(reason_code::payload_format_invalid));
         return;
     }
+    const bool held = p.qos != mqtt::qos::at_most_once && broker_.hooks().has(hookpoint::message_publish);
+    ack_gate_ptr gate;
+    if (p.qos != mqtt::qos::at_most_once) gate = held ? std::make_shared<ack_gate>() : ack_gate::opened();
     if (p.qos == mqtt::qos::exactly_once) {
-        switch (session_->begin_incoming_qos2(p.packet_id, o.max_awaiting_rel, o.await_rel_timeout)) {
+        switch (session_->begin_incoming_qos2(p.packet_id, o.max_awaiting_rel, o.await_rel_timeout, gate)) {
             case session::incoming_qos2::fresh: break;
             case session::incoming_qos2::duplicate:
-                // The same QoS 2 message again before PUBREL: acknowledge, do not route twice.
-                queue_ack(p.packet_id, type, std::make_shared<bool>(true));
+                // The same QoS 2 message again before PUBREL, perhaps on a new connection: not
+                // routed twice, and answered only once the first copy is stored.
+                queue_ack(p.packet_id, type, gate);
                 return;
             // The broker's own bound (mqtt.max_awaiting_rel), not the client's Receive Maximum.
             case session::incoming_qos2::too_many: return close(reason_code::quota_exceeded);
         }
     }
 
-    auto m = std::make_shared<message>();
-    m->topic = std::move(p.topic);
-    m->payload = std::move(p.payload);
-    m->qos = p.qos;
-    m->retain = p.retain;
-    if (v5()) m->props = forwarded_properties(p.props);
-    m->msgid = broker_.next_msgid();
-    m->sender = client_.clientid;
-    m->username = client_.username;
-    m->timestamp = std::chrono::system_clock::now();
+    auto m = make_message(std::move(p.topic), std::move(p.payload), p.qos, p.retain, p.props);
     if (auto expiry = p.props.integer(mqtt::property_id::message_expiry_interval))
         m->expires_at = clock::now() + std::chrono::seconds(*expiry);
     message_ptr msg = std::move(m);
 
     stats::bump(broker_.counters().messages_received);
     stats::bump(broker_.counters().publish_received);
+    if (gate) queue_ack(p.packet_id, type, gate);
     // The message.publish hook before routing: what a handler queues for the message (its
     // row) comes before anything a subscriber's acknowledgement of it can queue.
-    const bool held = p.qos != mqtt::qos::at_most_once && broker_.hooks().has(hookpoint::message_publish);
-    if (p.qos == mqtt::qos::at_most_once) {
+    bool refused = false;
+    if (!held) {
         broker_.hooks().message_publish(client_, msg, nullptr);
-    } else if (held) {
-        auto released = std::make_shared<bool>(false);
-        auto hold = std::make_shared<publish_token>(
-            [weak = weak_from_this(), released, ex = executor()] {
-                asio::post(ex, [weak, released] {
-                    *released = true;
-                    if (auto self = weak.lock()) self->flush_acks();
-                });
-            });
-        queue_ack(p.packet_id, type, released);
+    } else {
+        // Released on the backend's thread once stored (or not): the session's owner then,
+        // which may be a later connection answering a resent copy, sends the ack.
+        auto hold = std::make_shared<publish_token>([gate, weak = std::weak_ptr<session>(session_)](reason_code rc) {
+            gate->open(rc);
+            if (auto s = weak.lock())
+                if (auto owner = s->owner().lock()) owner->wake();
+        });
         broker_.hooks().message_publish(client_, msg, hold);
+        // A handler that can tell at once that the message cannot be stored refuses it
+        // before anything is acknowledged or routed.
+        refused = hold->failed();
     }
     // Clients may not publish into the broker's own $SYS tree.
-    if (!msg->topic.starts_with("$SYS")) {
+    if (!refused && !msg->topic.starts_with("$SYS")) {
         if (msg->retain) broker_.retained().set(msg);
         broker_.router().route(msg, session_.get());
     }
-    if (p.qos != mqtt::qos::at_most_once && !held) queue_ack(p.packet_id, type, std::make_shared<bool>(true));
 }
 
-void connection::queue_ack(std::uint16_t id, mqtt::packet_type type, const std::shared_ptr<bool>& released,
-                           reason_code reason) {
-    pending_acks_.push_back({id, type, released, reason});
+void connection::queue_ack(std::uint16_t id, mqtt::packet_type type, ack_gate_ptr gate) {
+    if (type == mqtt::packet_type::puback) ++pending_pubacks_;
+    pending_acks_.push_back({id, type, std::move(gate)});
     flush_acks();
 }
 
 void connection::flush_acks() {
     bool sent = false;
-    while (!pending_acks_.empty() && *pending_acks_.front().released) {
-        const auto& a = pending_acks_.front();
+    while (!pending_acks_.empty() && pending_acks_.front().gate->is_open()) {
+        const auto a = std::move(pending_acks_.front());
+        pending_acks_.pop_front();
+        if (a.type == mqtt::packet_type::puback) --pending_pubacks_;
+        const auto rc = a.gate->reason();
+        if (static_cast<std::uint8_t>(rc) >= 0x80) {
+            // Not stored. A resent copy must be taken as new, so that it is stored then; a
+            // 5.0 PUBREC with a failure also ends the exchange [MQTT-4.3.3].
+            if (a.type == mqtt::packet_type::pubrec) session_->release_incoming_qos2(a.id);
+            if (!v5()) {
+                // 3.1.1 has no negative acknowledgement: close without the ack, so that the
+                // client sends the message again [MQTT-3.3.5-2, 4.4.0-1].
+                log::warning("client {}: a QoS {} message could not be stored ({}); closing the connection "
+                             "without acknowledging it",
+                             client_.clientid, a.type == mqtt::packet_type::pubrec ? 2 : 1, mqtt::to_string(rc));
+                pending_acks_.clear();
+                pending_pubacks_ = 0;
+                close(std::nullopt);
+                return;
+            }
+        }
         auto ack = [&](auto packet) {
             packet.packet_id = a.id;
-            packet.reason = a.reason;
-            explain(packet, a.reason, true);
+            packet.reason = rc;
+            explain(packet, rc, true);
             send(packet);
         };
         if (a.type == mqtt::packet_type::pubrec)
             ack(mqtt::pubrec{});
         else
             ack(mqtt::puback{});
-        pending_acks_.pop_front();
         sent = true;
     }
     if (sent && !read_active_ && !closing_ && !closed_ && !finished_ && pending_acks_.size() < max_pending_acks()) {
         read_active_ = true;
+        // The client was not read from: its keep-alive starts again now.
+        last_rx_ = clock::now();
         asio::post(executor(), [self = shared_from_this()] { self->read_available(); });
     }
 }
@@ -709,17 +729,23 @@ void connection::close(std::optional<reason_code> reason) {
 
 message_ptr connection::will_message() {
     if (!will_) return nullptr;
+    auto m = make_message(std::move(will_->topic), std::move(will_->payload), will_->qos, will_->retain, will_->props);
+    will_.reset();
+    return m;
+}
+
+std::shared_ptr<message> connection::make_message(std::string topic, mqtt::shared_payload payload, mqtt::qos qos, bool retain,
+                                     const mqtt::properties& props) {
     auto m = std::make_shared<message>();
-    m->topic = std::move(will_->topic);
-    m->payload = std::move(will_->payload);
-    m->qos = will_->qos;
-    m->retain = will_->retain;
-    if (v5()) m->props = forwarded_properties(will_->props);
+    m->topic = std::move(topic);
+    m->payload = std::move(payload);
+    m->qos = qos;
+    m->retain = retain;
+    if (v5()) m->props = forwarded_properties(props);
     m->msgid = broker_.next_msgid();
     m->sender = client_.clientid;
     m->username = client_.username;
     m->timestamp = std::chrono::system_clock::now();
-    will_.reset();
     return m;
 }
 

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/ack_gate.hpp"
 #include "broker/fifo.hpp"
 #include "broker/hooks.hpp"
 #include "broker/outbound_aliases.hpp"
@@ -92,9 +93,9 @@ private:
     // Moves deliveries from the session into the write buffer.
     void pull_from_session();
     void append_publish(const session::publish_out& po);
-    // The publisher's acks, released in the order the publishes came in.
-    void queue_ack(std::uint16_t id, mqtt::packet_type type, const std::shared_ptr<bool>& released,
-                   mqtt::reason_code reason = mqtt::reason_code::success);
+    // The publisher's acks, sent in the order the publishes came in, each once its gate
+    // is open.
+    void queue_ack(std::uint16_t id, mqtt::packet_type type, ack_gate_ptr gate);
     void flush_acks();
 
     // Protocol violation or server-side close: 5.0 clients get DISCONNECT with the
@@ -103,6 +104,9 @@ private:
     void finish();
     // The will as the message it becomes (null if there is none).
     message_ptr will_message();
+    // A message from this client (a PUBLISH or the will), as receivers get it.
+    std::shared_ptr<message> make_message(std::string topic, mqtt::shared_payload payload, mqtt::qos qos, bool retain,
+                                          const mqtt::properties& props);
 
     boost::asio::any_io_executor executor() const { return transport_->executor(); }
     bool v5() const noexcept { return version_ == mqtt::protocol_version::v5; }
@@ -150,10 +154,10 @@ private:
     struct pending_ack {
         std::uint16_t id;
         mqtt::packet_type type;
-        std::shared_ptr<bool> released;
-        mqtt::reason_code reason;
+        ack_gate_ptr gate;
     };
     fifo<pending_ack> pending_acks_;
+    std::size_t pending_pubacks_ = 0;  // of pending_acks_, the PUBACKs (QoS 1)
 };
 
 }  // namespace mqttd

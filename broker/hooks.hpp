@@ -57,18 +57,31 @@ struct delivery_event {
 
 // Held by a message.publish handler to delay the publisher's PUBACK/PUBREC. The
 // broker acknowledges when every copy of the token is gone; the publisher's connection
-// keeps reading and other traffic keeps flowing meanwhile.
+// keeps reading and other traffic keeps flowing meanwhile. A handler that could not
+// store the message (or never will) says so with fail(): the acknowledgement then
+// carries that reason code (MQTT 5) or is not sent at all (3.1.1, which has no negative
+// acknowledgement: the connection is closed so that the client sends it again).
 class publish_token {
 public:
-    explicit publish_token(std::function<void()> on_release) : on_release_(std::move(on_release)) {}
+    using release_function = std::function<void(mqtt::reason_code)>;
+    explicit publish_token(release_function on_release) : on_release_(std::move(on_release)) {}
     publish_token(const publish_token&) = delete;
     publish_token& operator=(const publish_token&) = delete;
     ~publish_token() {
-        if (on_release_) on_release_();
+        if (on_release_) on_release_(reason());
     }
 
+    // Any thread. `why` is a failure code (0x80 or above); the first failure stands.
+    void fail(mqtt::reason_code why) noexcept {
+        std::uint8_t none = 0;
+        reason_.compare_exchange_strong(none, static_cast<std::uint8_t>(why), std::memory_order_acq_rel);
+    }
+    bool failed() const noexcept { return reason_.load(std::memory_order_acquire) != 0; }
+    mqtt::reason_code reason() const noexcept { return static_cast<mqtt::reason_code>(reason_.load(std::memory_order_acquire)); }
+
 private:
-    std::function<void()> on_release_;
+    release_function on_release_;
+    std::atomic<std::uint8_t> reason_{0};
 };
 using publish_hold = std::shared_ptr<publish_token>;
 

@@ -201,7 +201,9 @@ std::vector<outgoing> session::take_shared_unacked(const std::function<bool(cons
         return o.qos != mqtt::qos::at_most_once && !o.share_filter.empty() && movable(o.share_filter);
     };
     for (auto it = inflight_.begin(); it != inflight_.end();) {
-        if (it->state == await_state::pubcomp || !take(it->out)) {
+        // A QoS 2 message once sent is completed with this client [MQTT-4.3.3, 4.8.2]:
+        // it may have received it. A QoS 1 message may come twice.
+        if (it->state != await_state::puback || !take(it->out)) {
             ++it;
             continue;
         }
@@ -220,15 +222,21 @@ std::vector<outgoing> session::take_shared_unacked(const std::function<bool(cons
 }
 
 session::incoming_qos2 session::begin_incoming_qos2(std::uint16_t id, std::size_t max_awaiting,
-                                                    std::chrono::milliseconds timeout) {
+                                                    std::chrono::milliseconds timeout, ack_gate_ptr& gate) {
     std::lock_guard lock(mutex_);
     if (!incoming_qos2_) incoming_qos2_ = std::make_unique<incoming_qos2_table>();
-    if (incoming_qos2_->contains(id)) return incoming_qos2::duplicate;
+    if (auto it = incoming_qos2_->find(id); it != incoming_qos2_->end()) {
+        gate = it->second.gate;
+        return incoming_qos2::duplicate;
+    }
     const auto now = std::chrono::steady_clock::now();
     if (max_awaiting != 0 && incoming_qos2_->size() >= max_awaiting)
-        std::erase_if(*incoming_qos2_, [&](const auto& e) { return now - e.second >= timeout; });
+        std::erase_if(*incoming_qos2_, [&](const auto& e) {
+            // One not yet answered may still be stored, and its resend must wait for that.
+            return now - e.second.arrival >= timeout && e.second.gate->is_open();
+        });
     if (max_awaiting != 0 && incoming_qos2_->size() >= max_awaiting) return incoming_qos2::too_many;
-    incoming_qos2_->emplace(id, now);
+    incoming_qos2_->emplace(id, incoming_entry{now, gate});
     return incoming_qos2::fresh;
 }
 

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/ack_gate.hpp"
 #include "broker/fifo.hpp"
 #include "broker/message.hpp"
 
@@ -110,19 +111,23 @@ public:
     message_ptr pubrec(std::uint16_t id);  // moves to awaiting PUBCOMP
     bool pubcomp(std::uint16_t id);
 
-    // Removes the QoS 1/2 messages that shared subscriptions sent here and the client has
-    // not received for sure (queued, or in flight without PUBACK/PUBREC), for the share
+    // Removes the messages that shared subscriptions sent here and another member may
+    // have instead: queued QoS 1/2 ones, and QoS 1 ones in flight without PUBACK (a QoS
+    // 2 message once sent stays with this client until PUBCOMP), for the share
     // filters `movable` accepts, so another member of the group can have them. `movable`
     // runs under this session's lock: it must not touch sessions.
     std::vector<outgoing> take_shared_unacked(const std::function<bool(const std::string&)>& movable);
 
     // --- QoS 2 from the client ------------------------------------------------------
     enum class incoming_qos2 : std::uint8_t { fresh, duplicate, too_many };
-    // `duplicate`: the id already awaits PUBREL (a resent PUBLISH: not routed again).
+    // `fresh`: the id is kept with `gate`, the gate of the message's PUBREC.
+    // `duplicate`: the id already awaits PUBREL (a resent PUBLISH: not routed again);
+    // `gate` becomes the first copy's, so the resend is answered once that is stored.
     // `too_many`: `max_awaiting` ids await PUBREL (0: no limit). Ids awaiting longer
-    // than `timeout` are forgotten first, as a client that never sends PUBREL would
-    // otherwise fill the table for good.
-    incoming_qos2 begin_incoming_qos2(std::uint16_t id, std::size_t max_awaiting, std::chrono::milliseconds timeout);
+    // than `timeout`, and answered, are forgotten first, as a client that never sends
+    // PUBREL would otherwise fill the table for good.
+    incoming_qos2 begin_incoming_qos2(std::uint16_t id, std::size_t max_awaiting, std::chrono::milliseconds timeout,
+                                      ack_gate_ptr& gate);
     bool release_incoming_qos2(std::uint16_t id);
     std::size_t incoming_qos2_count() const;
 
@@ -167,8 +172,12 @@ private:
     using inflight_index = std::unordered_map<std::uint16_t, std::list<inflight_entry>::iterator>;
     std::unique_ptr<inflight_index> inflight_by_id_;
     std::uint16_t last_packet_id_ = 0;
-    using incoming_qos2_table = std::unordered_map<std::uint16_t, std::chrono::steady_clock::time_point>;
-    std::unique_ptr<incoming_qos2_table> incoming_qos2_;  // id -> arrival
+    struct incoming_entry {
+        std::chrono::steady_clock::time_point arrival;
+        ack_gate_ptr gate;
+    };
+    using incoming_qos2_table = std::unordered_map<std::uint16_t, incoming_entry>;
+    std::unique_ptr<incoming_qos2_table> incoming_qos2_;
     std::map<std::string, stored_subscription> subscriptions_;
     drop_counters drops_;
     std::uint16_t window_;

@@ -93,17 +93,38 @@ TEST_CASE("session: incoming QoS 2 ids are remembered until PUBREL, bounded, and
     using r = mqttd::session::incoming_qos2;
     using namespace std::chrono_literals;
     mqttd::session s("c", {});
-    CHECK(s.begin_incoming_qos2(7, 2, 300s) == r::fresh);
-    CHECK(s.begin_incoming_qos2(7, 2, 300s) == r::duplicate);
-    CHECK(s.begin_incoming_qos2(8, 2, 300s) == r::fresh);
-    CHECK(s.begin_incoming_qos2(9, 2, 300s) == r::too_many);
+    auto begin = [&](std::uint16_t id, std::size_t max, std::chrono::milliseconds timeout) {
+        auto g = mqttd::ack_gate::opened();
+        return s.begin_incoming_qos2(id, max, timeout, g);
+    };
+    CHECK(begin(7, 2, 300s) == r::fresh);
+    CHECK(begin(7, 2, 300s) == r::duplicate);
+    CHECK(begin(8, 2, 300s) == r::fresh);
+    CHECK(begin(9, 2, 300s) == r::too_many);
     CHECK(s.release_incoming_qos2(7));
     CHECK_FALSE(s.release_incoming_qos2(7));
-    CHECK(s.begin_incoming_qos2(9, 2, 300s) == r::fresh);
+    CHECK(begin(9, 2, 300s) == r::fresh);
     // With a zero timeout the old ids make room at once.
-    CHECK(s.begin_incoming_qos2(10, 2, 0ms) == r::fresh);
+    CHECK(begin(10, 2, 0ms) == r::fresh);
     CHECK(s.incoming_qos2_count() == 1);
-    CHECK(s.begin_incoming_qos2(11, 0, 0ms) == r::fresh);  // 0: no limit
+    CHECK(begin(11, 0, 0ms) == r::fresh);  // 0: no limit
+}
+
+TEST_CASE("session: a resent QoS 2 PUBLISH gets the first copy's gate, and an unanswered id is never timed out") {
+    using r = mqttd::session::incoming_qos2;
+    using namespace std::chrono_literals;
+    mqttd::session s("c", {});
+    auto first = std::make_shared<mqttd::ack_gate>();
+    auto g = first;
+    REQUIRE(s.begin_incoming_qos2(5, 1, 0ms, g) == r::fresh);
+    auto resent = std::make_shared<mqttd::ack_gate>();
+    CHECK(s.begin_incoming_qos2(5, 1, 0ms, resent) == r::duplicate);
+    CHECK(resent == first);  // answered when the first copy is stored, not before
+    // The first copy not answered yet: the timeout does not make room for another id.
+    auto other = std::make_shared<mqttd::ack_gate>();
+    CHECK(s.begin_incoming_qos2(6, 1, 0ms, other) == r::too_many);
+    first->open(mqtt::reason_code::success);
+    CHECK(s.begin_incoming_qos2(6, 1, 0ms, other) == r::fresh);
 }
 
 TEST_CASE("session: expired messages are not delivered from the queue") {
@@ -186,13 +207,14 @@ TEST_CASE("session: unacknowledged shared-subscription messages can be taken for
     s.enqueue(out("sent-acked", mqtt::qos::at_least_once, share));
     s.enqueue(out("sent-unacked", mqtt::qos::at_least_once, share));
     s.enqueue(out("received-q2", mqtt::qos::exactly_once, share));
+    s.enqueue(out("sent-q2", mqtt::qos::exactly_once, share));
     s.enqueue(out("own", mqtt::qos::at_least_once));
     s.enqueue(out("q0", mqtt::qos::at_most_once, share));
     s.enqueue(out("queued", mqtt::qos::exactly_once, share));
     s.enqueue(out("other-group", mqtt::qos::at_least_once, "$share/h/t"));
     std::vector<mqttd::session::publish_out> taken;
-    s.take(4, 100, taken);  // a window of 4 leaves "queued" and "other-group" in the queue
-    REQUIRE(taken.size() == 5);
+    s.take(5, 100, taken);  // a window of 5 leaves "queued" and "other-group" in the queue
+    REQUIRE(taken.size() == 6);
     CHECK(s.puback(taken[0].packet_id));
     CHECK(s.pubrec(taken[2].packet_id));  // the client has it: it stays here
 
@@ -200,7 +222,9 @@ TEST_CASE("session: unacknowledged shared-subscription messages can be taken for
     std::vector<std::string> got;
     for (const auto& o : moved) got.emplace_back(o.msg->payload.view());
     CHECK(got == std::vector<std::string>{"sent-unacked", "queued"});
-    CHECK(s.inflight_count() == 2);  // "received-q2" awaiting PUBCOMP, and "own"
-    CHECK(s.queued() == 1);          // "other-group": not movable
+    // "received-q2" awaiting PUBCOMP, "sent-q2" (sent, no PUBREC yet: the client may have
+    // it [MQTT-4.3.3]) and "own"
+    CHECK(s.inflight_count() == 3);
+    CHECK(s.queued() == 1);  // "other-group": not movable
     CHECK(s.take_shared_unacked([](const std::string&) { return true; }).size() == 1);
 }

@@ -347,3 +347,41 @@ def test_shutdown_tells_mqtt5_clients(start_broker, raw):
     got = c.expect_closed()
     assert [p.reason for p in got if p.type == DISCONNECT] == [0x8B]
     assert not [p for p in got if p.type == PUBLISH]
+
+
+@pytest.mark.mqttd_only
+def test_shared_subscription_keeps_a_sent_qos2_message_with_its_member(broker, raw):
+    """A member of a shared subscription received a QoS 2 PUBLISH and left before
+    PUBREC: the message stays with it [MQTT-4.3.3] (it may have it; a second member
+    getting it too would be a duplicate QoS 2 forbids) and comes again, with DUP, when
+    it returns; a QoS 1 message it had not acknowledged goes to the other member."""
+    expiry = [(raw_mqtt.SESSION_EXPIRY, 300)]
+    first = raw(broker)
+    first.connect("share-q2-a", level=5, clean=False, props=expiry)
+    first.send(raw_mqtt.subscribe5(1, [("$share/g/q2/t", 2)]))
+    first.expect(raw_mqtt.SUBACK)
+    pub = raw(broker)
+    pub.connect("share-q2-pub", level=5, props=[])
+    pub.send(raw_mqtt.publish("q2/t", "exactly-once", qos=2, pid=1, props=[]))
+    pub.expect(raw_mqtt.PUBREC)
+    got = first.expect(PUBLISH)
+    assert (got.qos, got.payload5) == (2, b"exactly-once")
+    pub.send(raw_mqtt.publish("q2/t", "at-least-once", qos=1, pid=2, props=[]))
+    pub.expect(raw_mqtt.PUBACK)
+    assert first.expect(PUBLISH).payload5 == b"at-least-once"
+
+    second = raw(broker)
+    second.connect("share-q2-b", level=5, props=[])
+    second.send(raw_mqtt.subscribe5(1, [("$share/g/q2/t", 2)]))
+    second.expect(raw_mqtt.SUBACK)
+    first.close()  # neither PUBREC nor PUBACK sent
+    moved = second.expect(PUBLISH, 5)
+    assert moved.payload5 == b"at-least-once"
+    second.send(raw_mqtt.ack5(raw_mqtt.PUBACK, moved.pid))
+    second.expect_silence(1.0)
+
+    back = raw(broker)
+    ack = back.connect("share-q2-a", level=5, clean=False, props=expiry)
+    assert ack.session_present
+    again = back.expect(PUBLISH)
+    assert (again.qos, again.dup, again.payload5) == (2, True, b"exactly-once")
