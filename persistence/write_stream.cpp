@@ -64,9 +64,9 @@ void write_stream::start() {
     });
 }
 
-bool write_stream::over_bound() const noexcept {
-    return pending_.load(std::memory_order_relaxed) >= params_.max_pending ||
-           pending_bytes_.load(std::memory_order_relaxed) >= params_.max_pending_bytes;
+bool write_stream::over_bound(unsigned factor) const noexcept {
+    return pending_.load(std::memory_order_relaxed) >= factor * params_.max_pending ||
+           pending_bytes_.load(std::memory_order_relaxed) >= factor * params_.max_pending_bytes;
 }
 
 bool write_stream::push(op_ptr op) {
@@ -77,11 +77,12 @@ bool write_stream::push(op_ptr op) {
             ++abandoned_;
             return false;
         }
-        if (op->may_refuse && over_bound()) {
+        if ((op->when_over == shed::over_bound && over_bound()) ||
+            (op->when_over == shed::over_twice && over_bound(2))) {
             const auto n = refused_.fetch_add(1);
-            if (n % 10000 == 0)
+            if (n < 10 || n % 10000 == 0)
                 log_(pg::log_level::warning,
-                     fmt::format("{}: {} pending rows (bound {}): refusing rows that cannot wait, such as {} "
+                     fmt::format("{}: {} pending operations (bound {}): refusing those that can be shed, such as {} "
                                  "({} refused so far)",
                                  params_.name, pending_.load(), params_.max_pending, op->describe(), n + 1));
             return false;
@@ -170,6 +171,13 @@ void write_stream::settle(op_ptr& op) {
     pending_.fetch_sub(1, std::memory_order_relaxed);
     pending_bytes_.fetch_sub(op->bytes, std::memory_order_relaxed);
     op.reset();  // releases its hold
+}
+
+void write_stream::fail(op_ptr& op, const pg::step_result& r) {
+    op->failed(r);
+    // A publisher waiting for this row is not told it was stored.
+    if (op->hold) op->hold->fail(mqtt::reason_code::unspecified_error);
+    settle(op);
 }
 
 void write_stream::report(const stream_op& op, const pg::step_result& r) {
@@ -281,8 +289,7 @@ asio::awaitable<void> write_stream::run() {
         r.message = "shutdown";
         for (auto& op : left) {
             ++abandoned_;
-            op->failed(r);
-            settle(op);
+            fail(op, r);
         }
     }
     deadline_timer_.cancel();
@@ -340,6 +347,15 @@ void write_stream::build(std::vector<op_ptr>& ops, plan& p, const round_state& s
         b.sync();
         after_tx = false;
     };
+    // An operation that found it has nothing to write is complete.
+    auto wrote_nothing = [&](std::size_t i, std::size_t first) {
+        if (b.size() != first) return false;
+        ops[i]->done({});
+        ++committed_;
+        settle(ops[i]);
+        --left;
+        return true;
+    };
     for (std::size_t i = 0; i < ops.size(); ++i) {
         if (!ops[i]) continue;
         if (ops[i]->own_segment) {
@@ -347,13 +363,7 @@ void write_stream::build(std::vector<op_ptr>& ops, plan& p, const round_state& s
             start_segment();
             const auto first = b.size();
             ops[i]->build(b);
-            if (b.size() == first) {  // nothing to write
-                ops[i]->done({});
-                ++committed_;
-                settle(ops[i]);
-                --left;
-                continue;
-            }
+            if (wrote_nothing(i, first)) continue;
             b.sync();
             p.segs.push_back({first, b.size(), p.spans.size(), p.spans.size() + 1});
             p.spans.push_back({i, first, b.size() - first});
@@ -380,7 +390,7 @@ void write_stream::build(std::vector<op_ptr>& ops, plan& p, const round_state& s
         write_gathered();
         const auto first = b.size();
         ops[i]->build(b);
-        p.spans.push_back({i, first, b.size() - first});
+        if (!wrote_nothing(i, first)) p.spans.push_back({i, first, b.size() - first});
         if (st.isolate) close_tx();
     }
     close_tx();
@@ -469,8 +479,7 @@ write_stream::outcome write_stream::analyze(std::vector<op_ptr>& ops, plan& p, p
         auto& op = ops[owner->op];
         report(*op, r.steps[bad]);
         ++failed_;
-        op->failed(r.steps[bad]);
-        settle(op);
+        fail(op, r.steps[bad]);
         --left;
     }
     return out;
@@ -512,8 +521,7 @@ void write_stream::abandon(std::vector<op_ptr>& ops) {
         if (!op) continue;
         ++n;
         ++abandoned_;
-        op->failed(r);
-        settle(op);
+        fail(op, r);
     }
     if (n > 0)
         log_(pg::log_level::error,

@@ -78,6 +78,14 @@ public:
     }
 };
 
+// Which operations the stream refuses, rather than queue, while it is over its bounds
+// (max_pending rows, max_pending_bytes): the order in which they are shed.
+enum class shed : std::uint8_t {
+    never,       // a publish whose acknowledgement waits for it; a client's disconnect row
+    over_bound,  // over the bounds: rows nothing waits for, ack pointer moves, retain lookups
+    over_twice,  // over twice the bounds: offline fetches, subscription lookups, connect rows
+};
+
 // One unit of work: the steps it adds to a batch, and what happens once they committed.
 class stream_op {
 public:
@@ -93,10 +101,11 @@ public:
     // For log lines: "on_message_publish (topic a/b)".
     virtual std::string describe() const = 0;
 
-    publish_hold hold;           // released when the operation completes either way
+    // Released when the operation completes; failed first when it is not written.
+    publish_hold hold;
     std::size_t bytes = 64;      // its share of max_pending_bytes
     bool own_segment = false;    // a sync segment of its own, outside the transaction
-    bool may_refuse = false;     // refused rather than queued when the stream is over its bound
+    shed when_over = shed::never;
     const op_group* group = nullptr;  // may be written with the other operations of its group
     std::chrono::steady_clock::time_point queued_at{};
 };
@@ -122,7 +131,7 @@ struct stream_params {
 struct stream_stats {
     std::uint64_t committed = 0;        // operations completed successfully
     std::uint64_t failed = 0;           // operations that failed (logged)
-    std::uint64_t refused = 0;          // may_refuse operations refused over the bound
+    std::uint64_t refused = 0;          // operations refused over the bounds (see shed)
     std::uint64_t abandoned = 0;        // operations given up at shutdown
     std::uint64_t batches = 0;          // round trips
     std::uint64_t rounds_after_error = 0;    // batches written again after a failing row
@@ -152,8 +161,8 @@ public:
 
     // Any thread. Queues `op` (false, and the op destroyed, when refused).
     bool push(op_ptr op);
-    // More rows or bytes pending than the bounds allow.
-    bool over_bound() const noexcept;
+    // More rows or bytes pending than the bounds allow (`factor` times them).
+    bool over_bound(unsigned factor = 1) const noexcept;
     // Keeps `hold` until the stream is back under its bounds (publish_ack = async).
     void park(publish_hold hold);
 
@@ -203,6 +212,7 @@ private:
     clock::duration backoff(unsigned attempt) const;
     void report(const stream_op& op, const pg::step_result& r);
     void settle(op_ptr& op);  // bookkeeping once an op is finished
+    void fail(op_ptr& op, const pg::step_result& r);  // an op that will not be written, settled
     void release_parked_if_under();
     bool abandoning() const noexcept { return abandon_.load(); }
 

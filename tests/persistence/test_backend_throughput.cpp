@@ -68,7 +68,7 @@ TEST_CASE("throughput: batched after_commit rows vs one INSERT per message on 8 
                     m->msgid = sender + "_" + std::to_string(i);
                     m->sender = sender;
                     m->timestamp = std::chrono::system_clock::now();
-                    auto hold = std::make_shared<mqttd::publish_token>([&] { ++released; });
+                    auto hold = std::make_shared<mqttd::publish_token>([&](mqtt::reason_code) { ++released; });
                     bus.message_publish(who, m, hold);
                 }
             });

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "backend_test_env.hpp"
@@ -280,7 +282,7 @@ TEST_CASE("holds are released only once their row has committed") {
     const int n = 20;
     for (int i = 0; i < n; ++i) {
         auto op = std::make_unique<row_op>(f.table, i, i);
-        op->hold = std::make_shared<mqttd::publish_token>([&, i] {
+        op->hold = std::make_shared<mqttd::publish_token>([&, i](mqtt::reason_code) {
             // The row must already be visible to another session.
             asio::io_context io2;
             pgtest::session s2(io2, d);
@@ -292,6 +294,30 @@ TEST_CASE("holds are released only once their row has committed") {
     }
     REQUIRE(wait_until([&] { return released.load() == n; }));
     CHECK(visible_at_release.load() == n);
+}
+
+TEST_CASE("the hold of a row that fails is released with a failure, never as stored") {
+    PGTEST_REQUIRE_DSN(d);
+    fixture f(d, 100, 20ms);
+    f.stream->start();
+    std::mutex m;
+    std::map<int, mqtt::reason_code> outcome;
+    const int n = 10;
+    for (int i = 0; i < n; ++i) {
+        auto op = std::make_unique<row_op>(f.table, i, i == 4 ? -1 : i);  // v < 0 breaks the CHECK
+        op->hold = std::make_shared<mqttd::publish_token>([&, i](mqtt::reason_code rc) {
+            std::lock_guard lock(m);
+            outcome[i] = rc;
+        });
+        f.stream->push(std::move(op));
+    }
+    REQUIRE(wait_until([&] {
+        std::lock_guard lock(m);
+        return outcome.size() == n;
+    }));
+    std::lock_guard lock(m);
+    for (int i = 0; i < n; ++i)
+        CHECK(outcome[i] == (i == 4 ? mqtt::reason_code::unspecified_error : mqtt::reason_code::success));
 }
 
 TEST_CASE("over the bound: rows that cannot wait are refused, the others queued; parked holds wait") {
@@ -311,14 +337,14 @@ TEST_CASE("over the bound: rows that cannot wait are refused, the others queued;
     for (int i = 0; i < 10; ++i) CHECK(s.push(std::make_unique<row_op>(table, i, i)));
     CHECK(s.over_bound());
     auto refusable = std::make_unique<row_op>(table, 100, 0);
-    refusable->may_refuse = true;
+    refusable->when_over = shed::over_bound;
     CHECK_FALSE(s.push(std::move(refusable)));
     CHECK(s.push(std::make_unique<row_op>(table, 11, 11)));  // a held row is always queued
     CHECK(s.stats().refused == 1);
     CHECK(s.stats().pending == 11);
 
     std::atomic<bool> parked_released{false};
-    s.park(std::make_shared<mqttd::publish_token>([&] { parked_released = true; }));
+    s.park(std::make_shared<mqttd::publish_token>([&](mqtt::reason_code) { parked_released = true; }));
     std::this_thread::sleep_for(100ms);
     CHECK_FALSE(parked_released.load());
 
