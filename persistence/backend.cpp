@@ -262,7 +262,9 @@ backend_stats backend::stats() const {
         out.batches += s.batches;
         out.grouped += s.grouped;
         out.pending += s.pending;
+        out.healthy = out.healthy && p->schema.healthy.load();
     }
+    out.unfit = impl_->unfit_rows.load();
     out.tracked_clients = impl_->tracked_clients();
     return out;
 }

@@ -23,6 +23,8 @@ struct backend_stats {
     std::uint64_t committed = 0;  // operations written (or read) successfully
     std::uint64_t failed = 0;     // operations that failed (logged with their SQLSTATE)
     std::uint64_t refused = 0;    // rows refused over the queue bound (QoS 0, delivered)
+    std::uint64_t unfit = 0;      // rows refused on arrival: a column is too short for them
+    bool healthy = true;          // every table the hooks use exists and may be used
     std::uint64_t abandoned = 0;  // operations not written at shutdown
     std::uint64_t batches = 0;    // round trips
     std::uint64_t grouped = 0;    // operations written with others of their kind in one statement

@@ -37,6 +37,14 @@ struct pool_schema {
     sql::msg_column_types msg_types;
     // SQL action statement name -> per parameter: declared bytea by the server.
     std::unordered_map<std::string, std::vector<bool>> bytea_params;
+    // The tables the hooks use exist, with their columns, and may be used (checked at
+    // every (re)connection).
+    std::atomic<bool> healthy{true};
+    // Characters a message's topic and sender may have in mqtt_msg and mqtt_retain (0: no
+    // limit known). Read by the hook handlers on the broker's threads.
+    struct column_limits {
+        std::atomic<std::uint32_t> msg_topic{0}, msg_sender{0}, retain_topic{0}, retain_sender{0};
+    } limits;
 };
 
 // Which tables a pool's hooks use (decides the statements prepared and probed).
@@ -54,6 +62,13 @@ struct action_statement {
     const conf::sql_statement* statement = nullptr;
 };
 
+// A connection's row in mqtt_client, shared by its connect and disconnect operations.
+struct client_row {
+    enum state_t : int { queued, sent, dropped };
+    std::atomic<state_t> state{queued};
+    std::chrono::system_clock::time_point connected_at{};
+};
+
 struct pool_runtime {
     conf::pool_settings settings;
     std::unique_ptr<pg::pool> pool;
@@ -63,6 +78,9 @@ struct pool_runtime {
     pool_schema schema;
     bool prepared = false;  // statements registered
     row_ids ids;            // of the messages this pool wrote or read lately (executor only)
+    // The connect row of each connected client (by client id), until its disconnect.
+    std::mutex client_rows_mutex;
+    std::unordered_map<std::string, std::shared_ptr<client_row>> client_rows;
 };
 
 // One configured hook, bound to its pool.
@@ -115,6 +133,8 @@ struct backend::impl {
     std::mutex tracked_mutex;
     std::unordered_map<std::string, tracked_filters> tracked;
     bool any_fetch = false;
+    // Rows refused when their message arrived: they could never be stored.
+    std::atomic<std::uint64_t> unfit_rows{0};
 
     void build_runtime();
     void attach_handlers();

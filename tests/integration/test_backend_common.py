@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -137,6 +138,21 @@ class PrivatePostgres:
         self.running = False
         subprocess.run([str(REPO / "scripts" / "pg.sh"), "stop", str(self.data)],
                        capture_output=True, text=True, timeout=60)
+
+    def processes(self) -> list[int]:
+        """The postmaster and its children."""
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        cp = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+        return [pid] + [int(p) for p in cp.stdout.split()]
+
+    def freeze(self) -> None:
+        """SIGSTOP: the server keeps its connections but answers nothing."""
+        for p in self.processes():
+            os.kill(p, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for p in self.processes():
+            os.kill(p, signal.SIGCONT)
 
     def remove(self) -> None:
         self.stop()

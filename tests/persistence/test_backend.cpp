@@ -171,7 +171,7 @@ TEST_CASE("publish: QoS 1 stored and held until committed; QoS 0 and empty retai
     std::atomic<std::int64_t> rows_at_release{-1};
     auto m1 = make_msg(topic, std::string("bin\0\xff", 5), mqtt::qos::at_least_once, false, sender);
     {
-        auto hold = std::make_shared<mqttd::publish_token>([&] {
+        auto hold = std::make_shared<mqttd::publish_token>([&](mqtt::reason_code) {
             asio::io_context io2;
             pgtest::session s2(io2, d);
             rows_at_release = *s2.sql("SELECT count(*) FROM mqtt_msg WHERE msgid = $1", {m1->msgid}).rows.get_int(0, 0);
@@ -486,17 +486,26 @@ TEST_CASE("a batch of message rows and acks: one statement each, in order, paylo
     CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {sub.clientid, base + "/#"}) ==
           e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {other}));
 
-    // A row that does not fit fails alone; its batch is written row by row.
-    const auto grouped_before = e.be.stats().grouped;
+    // A row that cannot fit is refused when it arrives, before anything is acknowledged;
+    // the rows around it are written grouped as ever.
     std::vector<message_ptr> more;
+    std::atomic<int> unfit_reason{-1};
     for (int i = 0; i < 10; ++i) {
         more.push_back(make_msg(i == 4 ? base + "/" + std::string(250, 'l') : base + "/more", "m", mqtt::qos::at_least_once,
                                 false, "p"));
-        e.bus.message_publish(pub, more.back(), nullptr);
+        if (i == 4) {
+            auto hold = std::make_shared<mqttd::publish_token>(
+                [&](mqtt::reason_code rc) { unfit_reason = static_cast<int>(rc); });
+            e.bus.message_publish(pub, more.back(), hold);
+            CHECK(hold->failed());  // at once: the broker neither routes nor acknowledges it
+        } else {
+            e.bus.message_publish(pub, more.back(), nullptr);
+        }
     }
     e.settle();
-    CHECK(e.be.stats().failed == 1);
-    CHECK(e.be.stats().grouped == grouped_before);
+    CHECK(unfit_reason.load() == static_cast<int>(mqtt::reason_code::topic_name_invalid));
+    CHECK(e.be.stats().unfit == 1);
+    CHECK(e.be.stats().failed == 0);
     CHECK(e.scalar("SELECT count(*) FROM mqtt_msg WHERE topic = $1", {base + "/more"}) == 9);
 }
 

@@ -1,0 +1,171 @@
+"""Nothing acknowledged is lost: under publish_ack = after_commit a PUBACK or PUBREC
+means the message's row has committed. A row that cannot be stored gets a failure
+reason code (MQTT 5) or no acknowledgement at all (3.1.1: the connection is closed so
+that the client sends the message again); a resent QoS 2 PUBLISH waits for the first
+copy's commit; a publisher the broker stopped reading from is not timed out for the
+broker's own silence."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import mqtt_raw as raw
+from mqtt_raw import CONNACK, DISCONNECT, PUBACK, PUBLISH, PUBREC, RawClient
+from test_backend_common import (PrivatePostgres, private_postgres_available, require_pg, scalar, seed_lines, sql,
+                                 start_pg_broker, uid, wait_for, _missing)
+
+pytestmark = [pytest.mark.mqttd_only]
+
+LONG_TOPIC = "t/" + "x" * 248  # 250 characters: mqtt_msg.topic is varchar(200)
+
+
+@pytest.fixture
+def frozen_pg():
+    """A PostgreSQL of the test's own, to freeze (SIGSTOP) and thaw."""
+    require_pg()
+    if not private_postgres_available():
+        _missing("PostgreSQL 15 server binaries (/usr/lib/postgresql/15/bin)")
+    pg = PrivatePostgres()
+    pg.start()
+    yield pg
+    try:
+        pg.thaw()
+    except (OSError, ValueError):
+        pass
+    pg.remove()
+
+
+def stored(topic: str, dsn: str | None = None) -> list[str]:
+    return [r[0] for r in sql("select payload from mqtt_msg where topic = :'t' order by id", dsn, t=topic)]
+
+
+def test_v5_publish_that_cannot_be_stored_gets_a_failure_code_and_is_not_routed(start_broker):
+    """A QoS 1 and a QoS 2 PUBLISH to a topic longer than mqtt_msg.topic: PUBACK/PUBREC
+    0x90 (Topic Name invalid), no row, not delivered to a subscriber; the messages
+    around them are stored and acknowledged with 0x00, in order."""
+    b = start_pg_broker(start_broker)
+    sub = RawClient("127.0.0.1", b.port)
+    sub.connect(uid("dsub"), level=5, props=[])
+    sub.send(raw.subscribe5(1, [("t/#", 1)]))
+    sub.expect(raw.SUBACK)
+    c = RawClient("127.0.0.1", b.port)
+    assert c.connect(uid("dpub"), level=5, props=[]).reason == 0
+    ok_topic = "t/" + uid("ok")
+    c.send(raw.publish(ok_topic, "before", qos=1, pid=1, props=[]))
+    c.send(raw.publish(LONG_TOPIC, "too-long-1", qos=1, pid=2, props=[]))
+    c.send(raw.publish(LONG_TOPIC, "too-long-2", qos=2, pid=3, props=[]))
+    c.send(raw.publish(ok_topic, "after", qos=1, pid=4, props=[]))
+    acks = [c.recv() for _ in range(4)]
+    assert [(a.type, a.pid, a.reason) for a in acks] == [
+        (PUBACK, 1, 0x00), (PUBACK, 2, 0x90), (PUBREC, 3, 0x90), (PUBACK, 4, 0x00)]
+    # The failed PUBREC ended the exchange: the id is free again [MQTT-4.3.3].
+    c.send(raw.publish(ok_topic, "q2", qos=2, pid=3, props=[]))
+    rec = c.expect(PUBREC)
+    assert (rec.pid, rec.reason) == (3, 0x00)
+    got = []
+    deadline = time.monotonic() + 5
+    while len(got) < 3 and time.monotonic() < deadline:
+        p = sub.expect(PUBLISH)
+        got.append(p.payload5)
+        if p.qos:
+            sub.send(raw.ack5(PUBACK, p.pid))
+    assert got == [b"before", b"after", b"q2"]
+    sub.expect_silence(0.5)
+    assert stored(ok_topic) == ["before", "after", "q2"]
+    assert scalar("select count(*) from mqtt_msg where topic = :'t'", t=LONG_TOPIC) == "0"
+    assert "refused: a column of the table is too short" in b.log()
+
+
+def test_v311_publish_that_cannot_be_stored_closes_without_ack(start_broker):
+    """3.1.1 has no negative PUBACK [MQTT-3.3.5-2]: the acks before it are sent, then the
+    connection is closed without one for the message that cannot be stored."""
+    b = start_pg_broker(start_broker)
+    c = RawClient("127.0.0.1", b.port)
+    assert c.connect(uid("dpub311")).return_code == 0
+    ok_topic = "t/" + uid("ok")
+    c.send(raw.publish(ok_topic, "first", qos=1, pid=1))
+    c.send(raw.publish(LONG_TOPIC, "too-long", qos=1, pid=2))
+    got = c.expect_closed(5)
+    assert [(p.type, p.pid) for p in got] == [(PUBACK, 1)]
+    assert stored(ok_topic) == ["first"]
+    assert "could not be stored" in b.log()
+
+
+def test_no_insert_privilege_is_reported_and_never_acknowledged_as_stored(start_broker):
+    """The pool's user may not INSERT into mqtt_msg: the start-up check names the table
+    and the privilege, and a QoS 1 PUBLISH gets PUBACK 0x80 (5.0), not 0x00."""
+    require_pg()
+    role = uid("ro").lower()
+    sql(f'create role "{role}" login password \'pw\'')
+    sql(f'grant select, insert, update on mqtt_client, mqtt_sub, mqtt_retain, mqtt_acked to "{role}"; '
+        f'grant usage on all sequences in schema public to "{role}"; grant select on mqtt_msg to "{role}"')
+    try:
+        b = start_pg_broker(start_broker, [f"backend.pgsql.pool1.username = {role}",
+                                           "backend.pgsql.pool1.password = pw"])
+        wait_for(lambda: "lacks the privilege INSERT" in b.log(), timeout=10, what="the table check's report")
+        assert "table mqtt_msg cannot be used" in b.log()
+        c = RawClient("127.0.0.1", b.port)
+        assert c.connect(uid("nopriv"), level=5, props=[]).reason == 0
+        topic = "t/" + uid("np")
+        c.send(raw.publish(topic, "x", qos=1, pid=9, props=[]))
+        ack = c.expect(PUBACK, 10)
+        assert (ack.pid, ack.reason) == (9, 0x80)
+        assert stored(topic) == []
+        c.close()
+        b.stop()
+    finally:
+        sql(f'drop owned by "{role}"; drop role "{role}"')
+
+
+def test_resent_qos2_publish_waits_for_the_first_copy_to_commit(start_broker, frozen_pg):
+    """A QoS 2 PUBLISH sent while PostgreSQL is frozen, then again with DUP on a new
+    connection: no PUBREC until the first copy's row has committed, and one row."""
+    b = start_pg_broker(start_broker, port=frozen_pg.port)
+    cid = uid("q2resend")
+    topic = "t/" + uid("q2")
+    c = RawClient("127.0.0.1", b.port)
+    assert c.connect(cid, clean=False).return_code == 0
+    frozen_pg.freeze()
+    c.send(raw.publish(topic, "once", qos=2, pid=7))
+    c.expect_silence(1.0)
+    c.close()
+    c2 = RawClient("127.0.0.1", b.port)
+    ack = c2.connect(cid, clean=False)
+    assert ack.return_code == 0 and ack.session_present
+    c2.send(raw.publish(topic, "once", qos=2, pid=7, dup=True))
+    c2.expect_silence(2.0)  # PostgreSQL still frozen: the first copy is not stored
+    frozen_pg.thaw()
+    rec = c2.expect(PUBREC, 30)
+    assert rec.pid == 7
+    c2.send(raw.pubrel(7))
+    assert c2.expect(raw.PUBCOMP).pid == 7
+    assert stored(topic, frozen_pg.dsn) == ["once"]
+
+
+def test_publisher_held_back_is_not_timed_out_for_the_brokers_silence(start_broker, frozen_pg):
+    """Keep-alive 2 s; PostgreSQL frozen for longer than the keep-alive: the broker
+    stops reading from the publisher whose acks it holds, and must not close it with
+    0x8D (Keep Alive timeout) nor publish its will; once PostgreSQL is back every
+    PUBACK comes, 0x00, in order."""
+    b = start_pg_broker(start_broker, ["mqtt.max_inflight = 16"], port=frozen_pg.port)  # Receive Maximum 16
+    will_topic = "will/" + uid("w")
+    watcher = RawClient("127.0.0.1", b.port)
+    watcher.connect(uid("watch"))
+    watcher.subscribe([(will_topic, 0)])
+    c = RawClient("127.0.0.1", b.port, timeout=30)
+    assert c.connect(uid("held"), level=5, keepalive=2, props=[], will_topic=will_topic, will_payload=b"gone",
+                     will_props=[]).reason == 0
+    topic = "t/" + uid("held")
+    frozen_pg.freeze()
+    n = 16  # the whole Receive Maximum: the broker stops reading at 16 acks held
+    for i in range(1, n + 1):
+        c.send(raw.publish(topic, f"m{i}", qos=1, pid=i, props=[]))
+    c.expect_silence(8.0)  # 4 keep-alive periods
+    frozen_pg.thaw()
+    acks = [c.expect(PUBACK, 30) for _ in range(n)]
+    assert [(a.pid, a.reason) for a in acks] == [(i, 0) for i in range(1, n + 1)]
+    assert stored(topic, frozen_pg.dsn) == [f"m{i}" for i in range(1, n + 1)]
+    watcher.expect_silence(0.5)
+    assert "keep-alive timeout" not in b.log()
