@@ -158,10 +158,12 @@ void backend::impl::on_client_disconnected(const hook_runtime& h, const client_i
             }
         }
         if (row) {
-            // The connect row not written yet (PostgreSQL away) or refused: neither is
-            // written, so an outage with clients coming and going queues nothing for them.
+            // The connect row refused, or still queued while the stream is over its bounds
+            // (PostgreSQL away): neither is written, so an outage with clients coming and
+            // going queues nothing for them.
             auto expected = client_row::queued;
-            if (row->state.compare_exchange_strong(expected, client_row::dropped) || expected == client_row::dropped)
+            if (row->state == client_row::dropped ||
+                (h.pool->stream->over_bound() && row->state.compare_exchange_strong(expected, client_row::dropped)))
                 return;
         }
         // Never shed once its connect row may have been written: the client would stay online.

@@ -113,7 +113,9 @@ private:
 class ack_op final : public row_op {
 public:
     ack_op(pool_runtime& p, std::string clientid, std::string filter, std::string msgid)
-        : row_op(p), clientid_(std::move(clientid)), filter_(std::move(filter)), msgid_(std::move(msgid)) {}
+        : row_op(p), clientid_(std::move(clientid)), filter_(std::move(filter)), msgid_(std::move(msgid)) {
+        when_over = shed::over_bound;  // shed, the pointer stays behind: messages may come again, never lost
+    }
     void build(pg::batch& b) const override { b.execute(sql::ack_advance, {clientid_, filter_, msgid_}); }
     void add_to(row_arrays& a) const override {
         ++a.acks;

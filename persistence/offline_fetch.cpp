@@ -47,7 +47,9 @@ std::vector<message_ptr> messages_of(const pg::rowset& rows, std::size_t first, 
 
 class subscription_lookup_op final : public stream_op {
 public:
-    subscription_lookup_op(broker_api& b, std::string clientid) : broker_(b), clientid_(std::move(clientid)) {}
+    subscription_lookup_op(broker_api& b, std::string clientid) : broker_(b), clientid_(std::move(clientid)) {
+        when_over = shed::over_twice;
+    }
     void build(pg::batch& b) const override { b.execute(sql::subscription_lookup, {clientid_}); }
     void done(std::span<pg::step_result> r) override {
         const auto& rows = r[0].rows;
@@ -92,7 +94,9 @@ protected:
 
 class retain_lookup_op final : public subscription_read {
 public:
-    retain_lookup_op(broker_api& b, pool_runtime& p, const subscription_event& e) : subscription_read(b, p, e) {}
+    retain_lookup_op(broker_api& b, pool_runtime& p, const subscription_event& e) : subscription_read(b, p, e) {
+        when_over = shed::over_bound;
+    }
     void build(pg::batch& b) const override {
         if (cond_.exact)
             b.execute(sql::retain_lookup_exact, {filter_});
@@ -112,6 +116,8 @@ class fetch_op final : public subscription_read {
 public:
     fetch_op(broker_api& b, pool_runtime& p, const subscription_event& e, const conf::offline_limits& lim)
         : subscription_read(b, p, e), subscribed_at_(sql::timestamp_text(std::chrono::system_clock::now())) {
+        // Shed, the messages stay behind the pointer for the next subscription.
+        when_over = shed::over_twice;
         if (lim.time_range) range_ = sql::interval_text(*lim.time_range);
         if (lim.max_returned_count) limit_ = static_cast<std::int64_t>(std::min<std::uint64_t>(*lim.max_returned_count, INT64_MAX));
     }

@@ -74,14 +74,12 @@ void backend::impl::push_actions(const hook_runtime& h, const std::shared_ptr<co
                                  const publish_hold& hold) {
     const auto& statements = std::get<std::vector<conf::sql_statement>>(h.config->action);
     auto& s = *h.pool->stream;
-    const bool data_volume =
-        h.config->point == conf::hookpoint::message_publish || h.config->point == conf::hookpoint::message_delivered;
     for (std::size_t i = 0; i < statements.size(); ++i) {
         auto op = std::make_unique<action_op>(*h.pool, h.statement_names[i], statements[i], vars, h.config->point);
         if (h.config->point == conf::hookpoint::message_publish)
             keep_hold(*op, hold, s);
-        else if (data_volume)
-            op->may_refuse = true;
+        else
+            op->when_over = shed::over_bound;  // nothing waits for it
         s.push(std::move(op));
     }
 }

@@ -586,3 +586,53 @@ TEST_CASE("retain lookup honours Retain Handling: 2 never, 1 only for a new subs
     e.settle();
     CHECK(retained_deliveries() == 1);
 }
+
+TEST_CASE("server away, over the bound: what can be shed is, clients coming and going stay bounded, held rows wait") {
+    PGTEST_REQUIRE_DSN(d);
+    auto p = pgtest::params(d);
+    std::string text = fmt::format(
+        "backend.pgsql.pool1.server = 127.0.0.1:{}\nbackend.pgsql.pool1.pool_size = 1\n"
+        "backend.pgsql.pool1.username = {}\nbackend.pgsql.pool1.password = {}\nbackend.pgsql.pool1.database = {}\n"
+        "backend.pgsql.max_pending = 10\n",
+        pgtest::closed_port(), p.user, p.password, p.database);
+    for (const auto& h : seed_hooks)
+        if (h.find("on_subscribe_lookup") == std::string::npos) text += h + "\n";
+    mqttd::hook_bus bus;
+    fake_broker broker(bus);
+    mqttd::persistence::backend be(conf::parse_backend_settings(conf::parse_config(text, "unit.conf")), bus, broker);
+    be.start();
+    be.attach();
+    const client_info pub{"unit_away_pub", "", mqtt::protocol_version::v5, std::chrono::system_clock::now()};
+    std::atomic<int> failed{0};
+    for (int i = 0; i < 10; ++i) {
+        auto hold = std::make_shared<mqttd::publish_token>([&](mqtt::reason_code rc) { failed += rc != mqtt::reason_code::success; });
+        bus.message_publish(pub, make_msg("unit_away/t", "p", mqtt::qos::at_least_once, false, pub.clientid), hold);
+    }
+    CHECK(be.stats().pending == 10);  // held rows are queued whatever the bound
+    // Clients coming and going: their connect rows wait up to twice the bound, and the
+    // disconnect of a connection whose connect row is not written is not queued either.
+    auto come_and_go = [&](int from, int n) {
+        for (int i = from; i < from + n; ++i) {
+            const client_info c{"unit_away_" + std::to_string(i), "", mqtt::protocol_version::v311,
+                                std::chrono::system_clock::now()};
+            bus.client_connected(c);
+            bus.client_disconnected(c);
+        }
+    };
+    come_and_go(0, 100);
+    CHECK(be.stats().pending == 20);
+    come_and_go(100, 100);
+    CHECK(be.stats().pending == 20);
+    // Over twice the bound an offline fetch and a retain lookup are shed as well; a
+    // publish that waits for its row is queued still.
+    const auto refused = be.stats().refused;
+    bus.session_subscribed({pub, "unit_away/#", mqtt::qos::at_least_once, false, 0, nullptr});
+    CHECK(be.stats().refused == refused + 2);
+    bus.message_publish(pub, make_msg("unit_away/t", "p", mqtt::qos::at_least_once, false, pub.clientid),
+                        std::make_shared<mqttd::publish_token>([&](mqtt::reason_code rc) {
+                            failed += rc != mqtt::reason_code::success;
+                        }));
+    CHECK(be.stats().pending == 21);
+    be.stop(std::chrono::milliseconds(200));
+    CHECK(failed.load() == 11);  // not written by the shutdown's deadline: never acknowledged as stored
+}

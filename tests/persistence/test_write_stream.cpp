@@ -342,6 +342,17 @@ TEST_CASE("over the bound: rows that cannot wait are refused, the others queued;
     CHECK(s.push(std::make_unique<row_op>(table, 11, 11)));  // a held row is always queued
     CHECK(s.stats().refused == 1);
     CHECK(s.stats().pending == 11);
+    // What can wait longer (a fetch, a connect row) is queued up to twice the bound.
+    for (int i = 0; i < 9; ++i) {
+        auto later = std::make_unique<row_op>(table, 200 + i, 0);
+        later->when_over = shed::over_twice;
+        CHECK(s.push(std::move(later)));
+    }
+    auto later = std::make_unique<row_op>(table, 300, 0);
+    later->when_over = shed::over_twice;
+    CHECK_FALSE(s.push(std::move(later)));
+    CHECK(s.stats().refused == 2);
+    CHECK(s.stats().pending == 20);
 
     std::atomic<bool> parked_released{false};
     s.park(std::make_shared<mqttd::publish_token>([&](mqtt::reason_code) { parked_released = true; }));
@@ -351,7 +362,7 @@ TEST_CASE("over the bound: rows that cannot wait are refused, the others queued;
     // Shutdown with the server away: the rows are abandoned (logged), holds released.
     s.stop(std::chrono::steady_clock::now() + 300ms);
     CHECK(s.wait_stopped(std::chrono::steady_clock::now() + 5s));
-    CHECK(s.stats().abandoned == 11);
+    CHECK(s.stats().abandoned == 20);
     CHECK(s.stats().pending == 0);
     CHECK(parked_released.load());
     io.sync([&] { pool.close(); });
