@@ -15,7 +15,7 @@ unit_targets=$(cd tests && sed -n "s/^\([a-z_]*\) = executable('\([a-z_]*\)'.*/t
 # Unoptimized: with sanitizers, -O2 triples the compile time of this Asio-heavy code.
 MQTTD_TARGETS="$unit_targets" \
   scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false -Doptimization=0 || exit 1
-MQTTD_TARGETS="tests/broker_tests tests/broker_ds_tests" \
+MQTTD_TARGETS="tests/broker_tests tests/broker_ds_tests tests/persistence_tests tests/backend_tests" \
   scripts/build.sh build-tsan -Db_sanitize=thread -Db_lundef=false -Doptimization=0 -Dcpp_args=-Wno-tsan || exit 1
 
 pgdir=$(mktemp -d /tmp/mqttd-test-pg.XXXXXX)
@@ -45,8 +45,8 @@ echo "== unit tests"
 meson test -C build --suite unit --print-errorlogs | tee "$log"; count_meson "$log"
 echo "== unit tests under AddressSanitizer + UBSan"
 meson test -C build-asan --no-rebuild --suite unit --print-errorlogs | tee "$log"; count_meson "$log"
-echo "== broker tests under ThreadSanitizer"
-TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --no-rebuild broker broker-ds --print-errorlogs | tee "$log"
+echo "== broker and persistence tests under ThreadSanitizer"
+TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --no-rebuild broker broker-ds persistence backend --print-errorlogs | tee "$log"
 count_meson "$log"
 
 echo "== integration tests"
