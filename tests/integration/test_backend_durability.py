@@ -13,12 +13,15 @@ import pytest
 
 import mqtt_raw as raw
 from mqtt_raw import CONNACK, DISCONNECT, PUBACK, PUBLISH, PUBREC, RawClient
+from test_backend_sql_actions import action_table, hook  # noqa: F401 (a fixture)
 from test_backend_common import (PrivatePostgres, private_postgres_available, require_pg, scalar, seed_lines, sql,
                                  start_pg_broker, uid, wait_for, _missing)
 
 pytestmark = [pytest.mark.mqttd_only]
 
-LONG_TOPIC = "t/" + "x" * 248  # 250 characters: mqtt_msg.topic is varchar(200)
+def long_topic(prefix: str) -> str:
+    """250 characters: mqtt_msg.topic is varchar(200)."""
+    return (prefix + "/" + "x" * 250)[:250]
 
 
 @pytest.fixture
@@ -46,13 +49,15 @@ def test_v5_publish_that_cannot_be_stored_gets_a_failure_code_and_is_not_routed(
     0x90 (Topic Name invalid), no row, not delivered to a subscriber; the messages
     around them are stored and acknowledged with 0x00, in order."""
     b = start_pg_broker(start_broker)
+    prefix = uid("dur")
+    LONG_TOPIC = long_topic(prefix)
     sub = RawClient("127.0.0.1", b.port)
     sub.connect(uid("dsub"), level=5, props=[])
-    sub.send(raw.subscribe5(1, [("t/#", 1)]))
+    sub.send(raw.subscribe5(1, [(prefix + "/#", 1)]))
     sub.expect(raw.SUBACK)
     c = RawClient("127.0.0.1", b.port)
     assert c.connect(uid("dpub"), level=5, props=[]).reason == 0
-    ok_topic = "t/" + uid("ok")
+    ok_topic = prefix + "/ok"
     c.send(raw.publish(ok_topic, "before", qos=1, pid=1, props=[]))
     c.send(raw.publish(LONG_TOPIC, "too-long-1", qos=1, pid=2, props=[]))
     c.send(raw.publish(LONG_TOPIC, "too-long-2", qos=2, pid=3, props=[]))
@@ -84,9 +89,10 @@ def test_v311_publish_that_cannot_be_stored_closes_without_ack(start_broker):
     b = start_pg_broker(start_broker)
     c = RawClient("127.0.0.1", b.port)
     assert c.connect(uid("dpub311")).return_code == 0
-    ok_topic = "t/" + uid("ok")
+    prefix = uid("dur")
+    ok_topic = prefix + "/ok"
     c.send(raw.publish(ok_topic, "first", qos=1, pid=1))
-    c.send(raw.publish(LONG_TOPIC, "too-long", qos=1, pid=2))
+    c.send(raw.publish(long_topic(prefix), "too-long", qos=1, pid=2))
     got = c.expect_closed(5)
     assert [(p.type, p.pid) for p in got] == [(PUBACK, 1)]
     assert stored(ok_topic) == ["first"]
@@ -169,3 +175,23 @@ def test_publisher_held_back_is_not_timed_out_for_the_brokers_silence(start_brok
     assert stored(topic, frozen_pg.dsn) == [f"m{i}" for i in range(1, n + 1)]
     watcher.expect_silence(0.5)
     assert "keep-alive timeout" not in b.log()
+
+
+def test_failing_sql_action_of_message_publish_fails_the_acknowledgement(start_broker, action_table):
+    """Under after_commit a message.publish SQL action holds the PUBACK like a built-in
+    function: one of its statements failing (a missing table) gives PUBACK 0x80, never
+    0x00; the statements after it still run."""
+    t = action_table
+    b = start_broker(seed_lines(hooks=False) + [
+        hook("message.publish", 1, [
+            "insert into no_such_table values (${msgid})",
+            f"insert into {t}(hook, clientid, msgid) values('publish-second', ${{clientid}}, ${{msgid}})"]),
+    ])
+    c = RawClient("127.0.0.1", b.port)
+    cid = uid("actfail")
+    assert c.connect(cid, level=5, props=[]).reason == 0
+    c.send(raw.publish("act/fail", "x", qos=1, pid=5, props=[]))
+    ack = c.expect(PUBACK, 10)
+    assert (ack.pid, ack.reason) == (5, 0x80)
+    wait_for(lambda: sql(f"select 1 from {t} where clientid = :'c'", c=cid), what="the statement after the failing one")
+    assert "no_such_table" in b.log()
