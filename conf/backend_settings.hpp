@@ -49,6 +49,10 @@ struct backend_settings {
     std::uint32_t batch_size = 4000;
     std::chrono::milliseconds batch_delay = std::chrono::milliseconds(2);
     std::vector<hook> hooks;  // by hookpoint, then by number
+    // The broker's mqtt.max_mqueue_len (0: no count limit) and mqtt.max_mqueue_bytes, set
+    // by parse_settings: a page of fetched offline messages must fit in a session queue.
+    std::uint32_t session_queue_len = 1000;
+    std::uint64_t session_queue_bytes = 64ull << 20;
 
     const pool_settings* find_pool(std::string_view name) const noexcept;
 };

@@ -181,3 +181,13 @@ TEST_CASE("no files: every default") {
     CHECK(s.broker.node_name == "mqttd@box");
     CHECK(s.backend.pools.empty());
 }
+
+TEST_CASE("the backend learns the session queue bounds, which its offline fetch pages fit in") {
+    const auto d = conf::load_settings({}, "box");
+    CHECK(d.backend.session_queue_len == d.broker.max_mqueue_len);
+    CHECK(d.backend.session_queue_bytes == d.broker.max_mqueue_bytes);
+    const temp_config f(std::string(seed_conf) + "mqtt.max_mqueue_len = 5\nmqtt.max_mqueue_bytes = 4KB\n");
+    const auto s = conf::load_settings({f.path()}, "h");
+    CHECK(s.backend.session_queue_len == 5);
+    CHECK(s.backend.session_queue_bytes == 4096);
+}
