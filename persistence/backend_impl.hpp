@@ -21,10 +21,12 @@
 #include "broker/hooks.hpp"
 #include "conf/backend_settings.hpp"
 #include "persistence/backend.hpp"
+#include "persistence/fetch_pointer.hpp"
 #include "persistence/payload_codec.hpp"
 #include "persistence/pg_pool.hpp"
 #include "persistence/row_ids.hpp"
 #include "persistence/statements.hpp"
+#include "persistence/topic_sql.hpp"
 #include "persistence/write_stream.hpp"
 
 namespace mqttd::persistence {
@@ -90,6 +92,18 @@ struct hook_runtime {
     std::vector<std::string> statement_names;  // SQL action: one per statement
 };
 
+// What every page of one subscription's offline fetch asks for.
+struct fetch_request {
+    pool_runtime* pool = nullptr;
+    std::string clientid, filter;
+    mqtt::qos qos = mqtt::qos::at_least_once;
+    topic_condition cond;
+    std::string subscribed_at;  // rows that arrived later were delivered live
+    std::optional<std::string> range;
+    std::int64_t page_rows = 1;
+    std::size_t page_bytes = 1;  // payload and topic bytes; one row at least
+};
+
 // The values of one event that SQL actions may bind (`${name}`).
 struct event_vars {
     std::string clientid;
@@ -124,14 +138,22 @@ struct backend::impl {
     std::atomic<bool> stopped{false};
 
     // Subscription filters each client's session has with an on_message_fetch hook
-    // (QoS > 0): on_message_acked moves the ack pointer of every one of them that matches.
-    // Dropped when the session ends, or when a later session of the client subscribes.
+    // (QoS > 0), with the state of their ack pointers: on_message_acked moves the pointer
+    // of every one of them that matches, as its fetch_pointer allows. Dropped when the
+    // session ends, or when a later session of the client subscribes.
+    struct tracked_filter {
+        std::string filter;
+        std::uint64_t serial = 0;  // tells this subscription's pages from an earlier one's
+        std::shared_ptr<const fetch_request> request;  // null: not fetched (resumed session)
+        fetch_pointer pointer{false};
+    };
     struct tracked_filters {
         const session* owner = nullptr;
-        std::vector<std::string> filters;
+        std::vector<tracked_filter> filters;
     };
     std::mutex tracked_mutex;
     std::unordered_map<std::string, tracked_filters> tracked;
+    std::uint64_t fetch_serial = 0;  // under tracked_mutex
     bool any_fetch = false;
     // Rows refused when their message arrived: they could never be stored.
     std::atomic<std::uint64_t> unfit_rows{0};
@@ -150,16 +172,24 @@ struct backend::impl {
     void on_message_delivered(const hook_runtime& h, const delivery_event& e);
 
     // offline_fetch.cpp
-    void track(const subscription_event& e);
+    tracked_filter& track(const subscription_event& e);  // under tracked_mutex
     void untrack(const subscription_event& e);
     void untrack_session(const session_event& e);
     std::size_t tracked_clients();
-    std::vector<std::string> tracked_matching(const std::string& clientid, std::string_view topic);
     void push_fetch(const hook_runtime& h, const subscription_event& e);
     void push_retain_lookup(const hook_runtime& h, const subscription_event& e);
     void push_subscription_lookup(const hook_runtime& h, const client_info& c);
-    void push_ack(const hook_runtime& h, const std::string& clientid, const std::string& filter,
-                  const std::string& msgid);
+    // on_message_acked: the client's ack, for each of its tracked filters.
+    void ack_tracked(const hook_runtime& h, const delivery_event& e);
+    // A page of the fetch `serial` was read: false if that subscription is gone; `send`
+    // gets the indexes of the rows to deliver. Then, once delivered, handed over.
+    bool page_fetched(const fetch_request& r, std::uint64_t serial, std::vector<fetch_pointer::row> rows,
+                      bool full, std::vector<std::size_t>& send);
+    void page_handed_over(const fetch_request& r, std::uint64_t serial);
+    // What the pointer's step asks: pointer moves and fetches, on the fetch's pool (or
+    // `ack_pool` for a filter never fetched); under tracked_mutex.
+    void apply(const std::string& clientid, const tracked_filter& f, const fetch_pointer::step& s,
+               pool_runtime* ack_pool);
 
     // sql_actions.cpp: one op per statement, each in its own sync segment.
     void push_actions(const hook_runtime& h, const std::shared_ptr<const event_vars>& vars,
@@ -170,9 +200,10 @@ struct backend::impl {
 };
 
 // message_rows.cpp: an mqtt_msg row (`function`: the hook's function, for log lines), and
-// the move of an ack pointer to the row of `msgid`.
+// the move of an ack pointer to the row of `msgid`, or to a row id.
 op_ptr message_insert(pool_runtime& p, message_ptr m, std::string_view function);
 op_ptr ack_advance(pool_runtime& p, const std::string& clientid, const std::string& filter, const std::string& msgid);
+op_ptr ack_advance_to(pool_runtime& p, const std::string& clientid, const std::string& filter, std::int64_t row_id);
 
 // functions.cpp: a payload as the column wants it, raw bytes (bytea) or the text rule.
 pg::param payload_param(std::string_view bytes, payload_column col, std::string& scratch);

@@ -248,9 +248,7 @@ void backend::impl::on_message_publish(const hook_runtime& h, const client_info&
 
 void backend::impl::on_message_acked(const hook_runtime& h, const delivery_event& e) {
     if (std::holds_alternative<conf::hook_function>(h.config->action)) {
-        // on_message_acked: every fetch-tracked filter of the client matching the topic.
-        for (const auto& filter : tracked_matching(e.client.clientid, e.msg->topic))
-            push_ack(h, e.client.clientid, filter, e.msg->msgid);
+        ack_tracked(h, e);  // on_message_acked: the client's fetch-tracked filters
         return;
     }
     auto v = vars_of(e.client, e.msg);

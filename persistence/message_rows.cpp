@@ -110,16 +110,30 @@ private:
     std::string_view fn_;
 };
 
+// To the row of msgid_, or to row id_ when the caller knows it (a fetched row).
 class ack_op final : public row_op {
 public:
-    ack_op(pool_runtime& p, std::string clientid, std::string filter, std::string msgid)
-        : row_op(p), clientid_(std::move(clientid)), filter_(std::move(filter)), msgid_(std::move(msgid)) {
+    ack_op(pool_runtime& p, std::string clientid, std::string filter, std::string msgid,
+           std::optional<std::int64_t> id = std::nullopt)
+        : row_op(p), clientid_(std::move(clientid)), filter_(std::move(filter)), msgid_(std::move(msgid)), id_(id) {
         when_over = shed::over_bound;  // shed, the pointer stays behind: messages may come again, never lost
     }
-    void build(pg::batch& b) const override { b.execute(sql::ack_advance, {clientid_, filter_, msgid_}); }
+    void build(pg::batch& b) const override {
+        if (!id_) {
+            b.execute(sql::ack_advance, {clientid_, filter_, msgid_});
+            return;
+        }
+        pg::binary_array client{pg::oids::text}, filter{pg::oids::text}, msgid{pg::oids::text}, id{pg::oids::int8};
+        client.add(clientid_);
+        filter.add(filter_);
+        msgid.add_null();
+        id.add(*id_);
+        auto bin = [](pg::binary_array& x) { return pg::param::binary(x.bytes()); };
+        b.execute(sql::ack_advance_rows, {bin(client), bin(filter), bin(msgid), bin(id)});
+    }
     void add_to(row_arrays& a) const override {
         ++a.acks;
-        if (auto id = pool_.ids.find(msgid_)) {
+        if (auto id = id_ ? id_ : pool_.ids.find(msgid_)) {
             auto [it, fresh] = a.furthest.try_emplace({clientid_, filter_}, *id);
             if (!fresh) it->second = std::max(it->second, *id);
             return;
@@ -130,11 +144,13 @@ public:
         a.ack_id.add_null();
     }
     std::string describe() const override {
+        if (id_) return fmt::format("on_message_acked (client {}, filter {}, row {})", clientid_, filter_, *id_);
         return fmt::format("on_message_acked (client {}, filter {}, msgid {})", clientid_, filter_, msgid_);
     }
 
 private:
     std::string clientid_, filter_, msgid_;
+    std::optional<std::int64_t> id_;
 };
 
 void message_rows::build(pg::batch& b, std::span<const stream_op* const> ops) const {
@@ -175,6 +191,10 @@ op_ptr message_insert(pool_runtime& p, message_ptr m, std::string_view function)
 
 op_ptr ack_advance(pool_runtime& p, const std::string& clientid, const std::string& filter, const std::string& msgid) {
     return std::make_unique<ack_op>(p, clientid, filter, msgid);
+}
+
+op_ptr ack_advance_to(pool_runtime& p, const std::string& clientid, const std::string& filter, std::int64_t row_id) {
+    return std::make_unique<ack_op>(p, clientid, filter, std::string(), row_id);
 }
 
 }  // namespace mqttd::persistence

@@ -1,7 +1,7 @@
 """Offline messages and restored state, end to end: unread messages fetched oldest
-first behind a forward-only ack pointer, subscriptions restored from mqtt_sub,
-retained messages that survive a broker restart, and payloads that round-trip
-byte-exact through PostgreSQL."""
+first, in pages, behind an ack pointer that passes only acknowledged messages,
+subscriptions restored from mqtt_sub, retained messages that survive a broker restart,
+and payloads that round-trip byte-exact through PostgreSQL."""
 
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ def test_offline_story(start_broker, paho):
 
 def test_offline_limits_and_wildcards(start_broker, paho):
     """A wildcard subscription gets the unread messages of every topic it matches, in
-    publish order; max_returned_count bounds one fetch and the rest follow next time."""
+    publish order; max_returned_count bounds one page, and the next page follows once the
+    client has acknowledged the first."""
     b = start_pg_broker(start_broker, extra=["backend.pgsql.max_returned_count = 4"])
     cid, base = uid("wild"), uid("fleet")
     sub = paho(b, cid)
@@ -79,17 +80,15 @@ def test_offline_limits_and_wildcards(start_broker, paho):
     first = paho(b, cid)
     first.connect()
     first.subscribe(f"{base}/+/status", 2)
-    got = first.collect(4)
-    assert [(m.topic, m.payload) for m in got] == sent[:4]
-    assert [m.qos for m in got] == [1, 1, 1, 1]  # min(message QoS, subscription QoS)
+    got = first.collect(6)
+    assert [(m.topic, m.payload) for m in got] == sent
+    assert [m.qos for m in got] == [1] * 6  # min(message QoS, subscription QoS)
     first.expect_none(0.5)
     first.disconnect()
 
     second = paho(b, cid)
     second.connect()
     second.subscribe(f"{base}/+/status", 1)
-    got = second.collect(2)
-    assert [(m.topic, m.payload) for m in got] == sent[4:]
     second.expect_none(0.5)
 
 
@@ -238,3 +237,69 @@ def test_resumed_session_gets_no_duplicates(start_broker, paho):
     got = again.collect(3)
     assert sorted(m.payload for m in got) == [b"r0", b"r1", b"r2"]
     again.expect_none(1.0)
+
+
+def _store_while_away(b, paho, cid: str, topic: str, n: int) -> list[bytes]:
+    """Creates cid's pointer on topic, then stores n messages while cid is away."""
+    sub = paho(b, cid)
+    sub.connect()
+    sub.subscribe(topic, 1)
+    wait_for(lambda: pointer(cid, topic) is not None, what="the ack pointer")
+    sub.disconnect()
+    pub = paho(b, uid("pub"))
+    pub.connect()
+    sent = [f"stored {i:02d}".encode() for i in range(n)]
+    for p in sent:
+        pub.publish(topic, p, qos=1)
+    pub.disconnect()
+    return sent
+
+
+def test_live_ack_between_pages_skips_nothing(start_broker, paho):
+    """With max_returned_count 3, a live message acknowledged after the first page does
+    not move the pointer past the stored messages not yet fetched: the client receives
+    all 11 stored ones, in order, and the live one; afterwards the pointer is past all of
+    them and coming back brings nothing again."""
+    b = start_pg_broker(start_broker, extra=["backend.pgsql.max_returned_count = 3"])
+    cid, topic = uid("pages"), uid("pages")
+    sent = _store_while_away(b, paho, cid, topic, 11)
+
+    back = paho(b, cid)
+    back.connect()
+    back.subscribe(topic, 1)
+    first = back.collect(3, timeout=10)
+    assert [m.payload for m in first] == sent[:3]
+    pub = paho(b, uid("pub"))
+    pub.connect()
+    pub.publish(topic, b"live", qos=1)
+    rest = back.collect(9, timeout=15)
+    payloads = [m.payload for m in first + rest]
+    assert b"live" in payloads
+    assert [p for p in payloads if p != b"live"] == sent
+    back.expect_none(0.5)
+    newest = scalar("select max(id) from mqtt_msg where topic = :'t'", t=topic)
+    wait_for(lambda: pointer(cid, topic) == newest, what="the pointer past the live message")
+    back.disconnect()
+
+    again = paho(b, cid)
+    again.connect()
+    again.subscribe(topic, 1)
+    again.expect_none(1.0)
+
+
+def test_backlog_larger_than_session_queue(start_broker, paho):
+    """A backlog of 40 stored messages for a session queue of 5 arrives whole and in
+    order to a client that stays online: no page overflows the queue, and the pointer
+    never passes a row the client has not acknowledged."""
+    b = start_pg_broker(start_broker, extra=["mqtt.max_mqueue_len = 5", "mqtt.max_inflight = 4"])
+    cid, topic = uid("backlog"), uid("backlog")
+    sent = _store_while_away(b, paho, cid, topic, 40)
+
+    back = paho(b, cid)
+    back.connect()
+    back.subscribe(topic, 1)
+    got = back.collect(40, timeout=20)
+    assert [m.payload for m in got] == sent
+    back.expect_none(0.5)
+    newest = scalar("select max(id) from mqtt_msg where topic = :'t'", t=topic)
+    wait_for(lambda: pointer(cid, topic) == newest, what="the pointer at the newest message")

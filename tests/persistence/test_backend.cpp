@@ -234,7 +234,7 @@ TEST_CASE("retained messages: stored, served for wildcard filters with the retai
     CHECK(e.broker.take().empty());
 }
 
-TEST_CASE("offline fetch: pointer at the newest on first subscribe, then the unread oldest first; acks move it forward only") {
+TEST_CASE("offline fetch: pointer at the newest on first subscribe, then the unread oldest first; acks move it forward over the acknowledged prefix only") {
     PGTEST_REQUIRE_DSN(d);
     env e(d, seed_hooks);
     const auto base = "unitfetch/" + pgtest::unique("f");
@@ -276,35 +276,44 @@ TEST_CASE("offline fetch: pointer at the newest on first subscribe, then the unr
     e.settle();
     CHECK(e.broker.take().empty());
 
-    // Ack the third, then the first: the pointer stays at the third.
+    // Ack the third, then the first: the pointer passes the first only, the second is
+    // not acknowledged.
+    const auto pointer = [&] { return e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {cid, base + "/+"}); };
     e.bus.message_acked({sub, ds[0].msgs[2]});
     e.bus.message_acked({sub, ds[0].msgs[0]});
     e.settle();
-    const auto third = e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {unread[2]->msgid});
-    CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {cid, base + "/+"}) == third);
+    const auto first = e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {unread[0]->msgid});
+    CHECK(pointer() == first);
 
-    // An ack for a message without a row changes nothing.
+    // An ack of a message published after the page was handed over (one without a row):
+    // clients acknowledge in order, so the second, fourth and fifth were dropped by the
+    // session queue. They are fetched again, the third not.
     e.bus.message_acked({sub, make_msg(base + "/x", "ghost", mqtt::qos::at_least_once, false, "p")});
     e.settle();
-    CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {cid, base + "/+"}) == third);
+    CHECK(pointer() == first);
+    ds = e.broker.take();
+    REQUIRE(ds.size() == 1);
+    REQUIRE(ds[0].msgs.size() == 3);
+    CHECK(ds[0].msgs[0]->msgid == unread[1]->msgid);
+    CHECK(ds[0].msgs[1]->msgid == unread[3]->msgid);
+    CHECK(ds[0].msgs[2]->msgid == unread[4]->msgid);
 
-    // Next fetch: the two after the pointer.
+    // A new session fetches from the pointer: the third again, as its ack came after a gap.
     e.bus.session_subscribed({sub, base + "/+", mqtt::qos::at_least_once, false});
     e.settle();
     ds = e.broker.take();
     REQUIRE(ds.size() == 1);
-    REQUIRE(ds[0].msgs.size() == 2);
-    CHECK(ds[0].msgs[0]->msgid == unread[3]->msgid);
-    CHECK(ds[0].msgs[1]->msgid == unread[4]->msgid);
+    REQUIRE(ds[0].msgs.size() == 4);
+    for (std::size_t i = 0; i < 4; ++i) CHECK(ds[0].msgs[i]->msgid == unread[i + 1]->msgid);
 
     // After unsubscribing, acks no longer move this filter's pointer.
     e.bus.session_unsubscribed({sub, base + "/+", mqtt::qos::at_most_once, true});
-    e.bus.message_acked({sub, ds[0].msgs[1]});
+    e.bus.message_acked({sub, ds[0].msgs[0]});
     e.settle();
-    CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {cid, base + "/+"}) == third);
+    CHECK(pointer() == first);
 }
 
-TEST_CASE("max_returned_count limits one fetch; the rest follow at the next") {
+TEST_CASE("max_returned_count bounds a page; the next page follows once the page is acknowledged") {
     PGTEST_REQUIRE_DSN(d);
     env e(d,
           {R"(backend.pgsql.hook.session.subscribed.1 = {"action": {"function": "on_message_fetch"}, "offline_opts": {"max_returned_count": 2, "time_range": "1h"}, "pool": "pool1"})",
@@ -312,6 +321,7 @@ TEST_CASE("max_returned_count limits one fetch; the rest follow at the next") {
            R"(backend.pgsql.hook.message.acked.1 = {"action": {"function": "on_message_acked"}, "pool": "pool1"})"});
     const auto t = "unitlimit/" + pgtest::unique("l");
     const client_info sub{pgtest::unique("unit_limit"), "", {}, {}};
+    const auto pointer = [&] { return e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {sub.clientid, t}); };
     e.bus.session_subscribed({sub, t, mqtt::qos::at_least_once, false});
     e.settle();
     std::vector<message_ptr> ms;
@@ -321,18 +331,31 @@ TEST_CASE("max_returned_count limits one fetch; the rest follow at the next") {
     }
     e.bus.session_subscribed({sub, t, mqtt::qos::at_least_once, false});
     e.settle();
-    auto ds = e.broker.take();
-    REQUIRE(ds.size() == 1);
-    REQUIRE(ds[0].msgs.size() == 2);
-    CHECK(ds[0].msgs[0]->payload.view() == "0");
-    CHECK(ds[0].msgs[1]->payload.view() == "1");
-    for (const auto& m : ds[0].msgs) e.bus.message_acked({sub, m});
-    e.bus.session_subscribed({sub, t, mqtt::qos::at_least_once, false});
+    const auto row = [&](const message_ptr& m) { return e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {m->msgid}); };
+    const auto page = [&](std::vector<std::string> expected) {
+        auto ds = e.broker.take();
+        REQUIRE(ds.size() == 1);
+        std::vector<std::string> got;
+        for (const auto& m : ds[0].msgs) got.emplace_back(m->payload.view());
+        CHECK(got == expected);
+        return ds[0].msgs;
+    };
+    for (const auto& m : page({"0", "1"})) e.bus.message_acked({sub, m});
+    // A live message (stored after the subscription) acknowledged while the next page is
+    // read: the pointer does not pass the backlog for it.
+    auto live = make_msg(t, "live", mqtt::qos::at_least_once, false, "p");
+    e.bus.message_publish({"p", "", {}, {}}, live, nullptr);
+    e.bus.message_acked({sub, live});
     e.settle();
-    ds = e.broker.take();
-    REQUIRE(ds.size() == 1);
-    REQUIRE(ds[0].msgs.size() == 2);
-    CHECK(ds[0].msgs[0]->payload.view() == "2");
+    CHECK(pointer() == row(ms[1]));
+    for (const auto& m : page({"2", "3"})) e.bus.message_acked({sub, m});
+    e.settle();
+    CHECK(pointer() == row(ms[3]));
+    for (const auto& m : page({"4"})) e.bus.message_acked({sub, m});
+    e.settle();
+    CHECK(e.broker.take().empty());
+    // The backlog is sent: the live ack counts now.
+    CHECK(pointer() == row(live));
 }
 
 TEST_CASE("subscription restore: mqtt_sub rows become subscriptions, which fetch their unread messages") {
@@ -416,7 +439,7 @@ TEST_CASE("detach and attach at runtime") {
     CHECK(e.scalar("SELECT count(*) FROM mqtt_msg WHERE sender = $1", {sender}) == 1);
 }
 
-TEST_CASE("a batch of message rows and acks: one statement each, in order, payloads byte-exact, pointers at the furthest ack") {
+TEST_CASE("a batch of message rows and acks: one statement each, in order, payloads byte-exact, pointers at the furthest ack they may pass") {
     PGTEST_REQUIRE_DSN(d);
     // A long batch delay: what is pushed together is written in one batch.
     env e(d,
@@ -466,18 +489,29 @@ TEST_CASE("a batch of message rows and acks: one statement each, in order, paylo
         CHECK(ds[0].msgs[i]->payload.view() == ms[21 + i]->payload.view());
     }
 
-    // Acks in a later batch, out of order: of messages whose row ids the backend knows
-    // now, and of one written by someone else (looked up by msgid).
+    // Acks in a later batch, out of order: the pointer waits for the oldest of the page
+    // (ms[21]), then passes all of it, with row ids the backend knows.
+    e.bus.message_acked({sub, ds[0].msgs[30 - 21]});
+    e.bus.message_acked({sub, make_msg(base + "/0", "o", mqtt::qos::at_least_once, false, "x")});  // no row
+    e.bus.message_acked({sub, ds[0].msgs[35 - 21]});
+    e.settle();
+    CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {sub.clientid, base + "/#"}) ==
+          twentieth);
+    // That ack of a message published after the page (and with no row) said the rest of
+    // the page was lost: it came again, without ms[30] and ms[35].
+    ds = e.broker.take();
+    REQUIRE(ds.size() == 1);
+    REQUIRE(ds[0].msgs.size() == ms.size() - 23);
+    for (auto i = ds[0].msgs.size(); i-- > 0;) e.bus.message_acked({sub, ds[0].msgs[i]});
+    e.settle();
+    CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {sub.clientid, base + "/#"}) ==
+          e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {ms.back()->msgid}));
+
+    // The backlog is sent: acks move the pointer to their rows, that of one written by
+    // someone else too (looked up by msgid).
     const auto other = pgtest::unique("unitmsg_other");
     e.admin.sql("INSERT INTO mqtt_msg (msgid, sender, topic, qos, retain, payload) VALUES ($1, 'x', $2, 1, 0, 'o')",
                 {other, base + "/0"});
-    e.bus.message_acked({sub, ms[30]});
-    e.bus.message_acked({sub, make_msg(base + "/0", "o", mqtt::qos::at_least_once, false, "x")});  // no row
-    e.bus.message_acked({sub, ms[35]});
-    e.bus.message_acked({sub, ms[25]});
-    e.settle();
-    CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {sub.clientid, base + "/#"}) ==
-          e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {ms[35]->msgid}));
     auto other_msg = std::make_shared<message>(*ms[0]);
     other_msg->msgid = other;
     e.bus.message_acked({sub, other_msg});
@@ -544,7 +578,13 @@ TEST_CASE("ack pointers are followed while the session lives: not after its end,
     e.bus.session_subscribed({c, t, mqtt::qos::at_least_once, false, 0, s2});
     e.bus.session_subscribed({c, t, mqtt::qos::at_least_once, false, 0, s3});
     e.bus.session_terminated({c.clientid, s2});
-    e.bus.message_acked({c, m2});
+    e.settle();
+    // s3 fetched m2, stored while no session followed the pointer.
+    auto ds = e.broker.take();
+    REQUIRE(ds.size() == 1);
+    REQUIRE(ds[0].msgs.size() == 1);
+    CHECK(ds[0].msgs[0]->msgid == m2->msgid);
+    e.bus.message_acked({c, ds[0].msgs[0]});
     e.settle();
     CHECK(pointer() == row_id(m2));
     e.bus.session_terminated({c.clientid, s3});
