@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the unit tests (also under
-# AddressSanitizer and UBSan) and the integration tests, which start the real mqttd
-# against a private PostgreSQL on a free port and talk to it with real MQTT clients.
+# AddressSanitizer and UBSan), the integration tests, which start the real mqttd
+# against a private PostgreSQL on a free port and talk to it with real MQTT clients,
+# and the fault-injection tests (tests/faults).
 # Exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -49,15 +50,26 @@ echo "== broker and persistence tests under ThreadSanitizer"
 TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --no-rebuild broker broker-ds persistence backend --print-errorlogs | tee "$log"
 count_meson "$log"
 
+count_pytest() {  # adds pytest's last "N passed, N failed, N errors" line; $2 names the block
+  local log=$1 what=$2 last p f
+  last=$(grep -E '(passed|failed|error)' "$log" | tail -n1)
+  p=$(grep -Eo '[0-9]+ passed' <<<"$last" | grep -Eo '[0-9]+'); passed=$((passed + ${p:-0}))
+  f=$(grep -Eo '[0-9]+ (failed|errors?)' <<<"$last" | awk '{s+=$1} END {print s+0}'); failed=$((failed + f))
+  [ -n "$p" ] || { echo "$what did not run"; failed=$((failed + 1)); }
+}
+
 echo "== integration tests"
 if [ -f tests/integration/package.json ] && [ ! -d tests/integration/node_modules ]; then
   (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error) || exit 1
 fi
 /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider | tee "$log"
-last=$(grep -E '(passed|failed|error)' "$log" | tail -n1)
-p=$(grep -Eo '[0-9]+ passed' <<<"$last" | grep -Eo '[0-9]+'); passed=$((passed + ${p:-0}))
-f=$(grep -Eo '[0-9]+ (failed|errors?)' <<<"$last" | awk '{s+=$1} END {print s+0}'); failed=$((failed + f))
-[ -n "$p" ] || { echo "integration tests did not run"; failed=$((failed + 1)); }
+count_pytest "$log" "integration tests"
+
+# Faults injected into mqttd and PostgreSQL under load (docs/reliability.md); needs
+# root. MQTTD_FAULTS_SOAK=1 runs the long variant.
+echo "== fault-injection tests"
+MQTTD_LOAD_BIN=$root/build/bench/mqtt_load /usr/bin/python3 -m pytest tests/faults -q -p no:cacheprovider | tee "$log"
+count_pytest "$log" "fault-injection tests"
 rm -f "$log"
 
 echo "$passed passed, $failed failed"
