@@ -126,6 +126,19 @@ int main(int argc, char** argv) {
             backend = std::make_unique<mqttd::persistence::backend>(std::move(backend_settings), b.hooks(), b);
             backend->start();
             backend->attach();
+            b.add_statistics([be = backend.get()] {
+                const auto st = be->stats();
+                auto n = [](std::uint64_t v) { return std::to_string(v); };
+                return mqttd::broker::statistics{
+                    {"pgsql/healthy", st.healthy ? "1" : "0"},
+                    {"pgsql/operations/committed", n(st.committed)},
+                    {"pgsql/operations/failed", n(st.failed)},
+                    {"pgsql/operations/refused", n(st.refused)},
+                    {"pgsql/operations/unfit", n(st.unfit)},
+                    {"pgsql/operations/abandoned", n(st.abandoned)},
+                    {"pgsql/operations/pending", n(st.pending)},
+                };
+            });
         }
         b.start();
 

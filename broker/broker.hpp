@@ -5,6 +5,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -71,6 +72,12 @@ public:
     // Publishes a will that is due, as its client would have published it.
     void publish_will(const message_ptr& due);
 
+    // Statistics of a part the broker does not know (the backend), published with the
+    // broker's own under $SYS/broker/: (name under it, value). Add before start().
+    using statistics = std::vector<std::pair<std::string, std::string>>;
+    void add_statistics(std::function<statistics()> source) { statistics_.push_back(std::move(source)); }
+    const std::vector<std::function<statistics()>>& statistics_sources() const noexcept { return statistics_; }
+
     // A member of shared subscriptions lost its connection: the QoS 1/2 messages they sent
     // it that it has not acknowledged go to another connected member of the same group.
     void hand_over_shared(const session_ptr& from);
@@ -101,6 +108,7 @@ private:
     std::chrono::steady_clock::time_point started_at_;
     std::atomic<std::uint64_t> msg_counter_{0};
     std::string msgid_prefix_;
+    std::vector<std::function<statistics()>> statistics_;
 };
 
 }  // namespace mqttd

@@ -40,6 +40,8 @@ void publish_sys_topics(broker& b) {
     publish(b, "$SYS/broker/bytes/sent", load(s.bytes_sent));
     publish(b, "$SYS/broker/subscriptions/count", fmt::format("{}", b.subscriptions().size()));
     publish(b, "$SYS/broker/retained messages/count", fmt::format("{}", b.retained().size()));
+    for (const auto& source : b.statistics_sources())
+        for (auto& [name, value] : source()) publish(b, "$SYS/broker/" + name, std::move(value));
 }
 
 }  // namespace mqttd

@@ -40,6 +40,23 @@ def frozen_pg():
     pg.remove()
 
 
+def sys_value(port: int, name: str, want: str, timeout: float = 10.0) -> None:
+    """Waits until $SYS/broker/<name> (published every second) says `want`."""
+    c = RawClient("127.0.0.1", port)
+    try:
+        c.connect(uid("sys"))
+        c.subscribe([("$SYS/broker/" + name, 0)])
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = c.expect(PUBLISH, max(0.1, deadline - time.monotonic())).payload.decode()
+            if last == want:
+                return
+        raise AssertionError(f"$SYS/broker/{name} is {last!r}, not {want!r}")
+    finally:
+        c.close()
+
+
 def stored(topic: str, dsn: str | None = None) -> list[str]:
     return [r[0] for r in sql("select payload from mqtt_msg where topic = :'t' order by id", dsn, t=topic)]
 
@@ -48,7 +65,7 @@ def test_v5_publish_that_cannot_be_stored_gets_a_failure_code_and_is_not_routed(
     """A QoS 1 and a QoS 2 PUBLISH to a topic longer than mqtt_msg.topic: PUBACK/PUBREC
     0x90 (Topic Name invalid), no row, not delivered to a subscriber; the messages
     around them are stored and acknowledged with 0x00, in order."""
-    b = start_pg_broker(start_broker)
+    b = start_pg_broker(start_broker, ["sys_interval = 1s"])
     prefix = uid("dur")
     LONG_TOPIC = long_topic(prefix)
     sub = RawClient("127.0.0.1", b.port)
@@ -81,6 +98,8 @@ def test_v5_publish_that_cannot_be_stored_gets_a_failure_code_and_is_not_routed(
     assert stored(ok_topic) == ["before", "after", "q2"]
     assert scalar("select count(*) from mqtt_msg where topic = :'t'", t=LONG_TOPIC) == "0"
     assert "refused: a column of the table is too short" in b.log()
+    sys_value(b.port, "pgsql/operations/unfit", "2")  # counted for the operators
+    sys_value(b.port, "pgsql/healthy", "1")
 
 
 def test_v311_publish_that_cannot_be_stored_closes_without_ack(start_broker):
@@ -109,7 +128,7 @@ def test_no_insert_privilege_is_reported_and_never_acknowledged_as_stored(start_
         f'grant usage on all sequences in schema public to "{role}"; grant select on mqtt_msg to "{role}"')
     try:
         b = start_pg_broker(start_broker, [f"backend.pgsql.pool1.username = {role}",
-                                           "backend.pgsql.pool1.password = pw"])
+                                           "backend.pgsql.pool1.password = pw", "sys_interval = 1s"])
         wait_for(lambda: "lacks the privilege INSERT" in b.log(), timeout=10, what="the table check's report")
         assert "table mqtt_msg cannot be used" in b.log()
         c = RawClient("127.0.0.1", b.port)
@@ -119,6 +138,8 @@ def test_no_insert_privilege_is_reported_and_never_acknowledged_as_stored(start_
         ack = c.expect(PUBACK, 10)
         assert (ack.pid, ack.reason) == (9, 0x80)
         assert stored(topic) == []
+        sys_value(b.port, "pgsql/healthy", "0")
+        sys_value(b.port, "pgsql/operations/failed", "1")
         c.close()
         b.stop()
     finally:
