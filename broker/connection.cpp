@@ -322,8 +322,10 @@ void connection::on_connect(mqtt::connect& c) {
 
     bool assigned = false;
     if (c.client_id.empty()) {
-        // 3.1.1 [MQTT-3.1.3-8]: a zero-length id needs a clean session.
-        if (!v5() && !c.clean_start) return refuse_connect(reason_code::client_identifier_not_valid);
+        // 3.1.1 [MQTT-3.1.3-8]: a zero-length id needs a clean session; MQTT 3.1 wants
+        // 1 to 23 characters, whatever the session (its CONNACK return code 2).
+        if ((!v5() && !c.clean_start) || c.version == mqtt::protocol_version::v31)
+            return refuse_connect(reason_code::client_identifier_not_valid);
         c.client_id = assigned_client_id(broker_);
         assigned = true;
     } else if (c.client_id.size() > o.max_clientid_len ||

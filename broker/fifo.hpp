@@ -35,11 +35,20 @@ public:
         }
     }
 
-    // Removes, keeping the order of the rest, the items for which pred(item) is true;
-    // pred sees each item once, in order, and may move from those it removes.
-    template <class Pred>
-    void remove_if(Pred pred) {
-        items_.erase(std::remove_if(begin(), end(), pred), items_.end());
+    // Removes the items for which pred(item) is true, keeping the order of the rest, and
+    // hands each removed item to take() (moved from), in order. pred only looks.
+    template <class Pred, class Take>
+    void extract_if(Pred pred, Take take) {
+        auto kept = begin();
+        for (auto it = begin(); it != end(); ++it) {
+            if (pred(std::as_const(*it))) {
+                take(std::move(*it));
+            } else {
+                if (kept != it) *kept = std::move(*it);
+                ++kept;
+            }
+        }
+        items_.erase(kept, items_.end());
         if (empty()) clear();
     }
 

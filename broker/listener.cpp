@@ -21,7 +21,14 @@ using asio::ip::tcp;
 
 namespace {
 
-using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+// SO_REUSEPORT, which Asio names no public type for, as a settable socket option.
+struct reuse_port {
+    int value = 1;
+    template <class Protocol> int level(const Protocol&) const { return SOL_SOCKET; }
+    template <class Protocol> int name(const Protocol&) const { return SO_REUSEPORT; }
+    template <class Protocol> const void* data(const Protocol&) const { return &value; }
+    template <class Protocol> std::size_t size(const Protocol&) const { return sizeof(value); }
+};
 
 // SO_REUSEPORT would let this broker bind beside another process's listener that set it
 // too (same user) and silently share its connections: a plain socket must be able to
@@ -45,7 +52,7 @@ listener::listener(broker& b, const std::vector<connection_set*>& sets, const li
         tcp_acceptor a(set->context());
         a.open(ep.protocol());
         a.set_option(tcp::acceptor::reuse_address(true));
-        a.set_option(reuse_port(true));
+        a.set_option(reuse_port{});
         a.bind(ep);
         // No TCP_DEFER_ACCEPT: it saves a wake-up per connection, but in a connection storm
         // one CONNACK in ten then came 10 ms or more after its CONNECT (bench/results/analysis.md).

@@ -211,11 +211,9 @@ std::vector<outgoing> session::take_shared_unacked(const std::function<bool(cons
         inflight_by_id_->erase(it->packet_id);
         it = inflight_.erase(it);
     }
-    queue_.remove_if([&](outgoing& o) {
-        if (!take(o)) return false;
+    queue_.extract_if(take, [&](outgoing&& o) {
         queue_bytes_ -= cost(o);
         out.push_back(std::move(o));
-        return true;
     });
     update_room();
     return out;

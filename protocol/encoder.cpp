@@ -119,7 +119,8 @@ struct body_writer {
     }
 
     void operator()(const connack& c) const {
-        s.u8(c.session_present ? 1 : 0);
+        // MQTT 3.1 has no session-present flag: its first CONNACK byte is reserved (0).
+        s.u8(c.session_present && v != protocol_version::v31 ? 1 : 0);
         if (is_v5(v)) {
             s.u8(c.reason);
             put_properties(s, c.props);

@@ -48,19 +48,16 @@ TEST_CASE("fifo: a popped item releases what it holds at once") {
     CHECK(*q.front() == 2);
 }
 
-TEST_CASE("fifo: remove_if keeps the order of the rest and hands each item over once") {
+TEST_CASE("fifo: extract_if keeps the order of the rest and hands each item over once") {
     fifo<std::string> q;
     for (int i = 0; i < 10; ++i) q.push_back("m" + std::to_string(i));
-    q.pop_front();  // m0 gone: remove_if must not see it
+    q.pop_front();  // m0 gone: extract_if must not see it
     std::vector<std::string> taken;
-    q.remove_if([&](std::string& s) {
-        if ((s.back() - '0') % 3 != 0) return false;
-        taken.push_back(std::move(s));
-        return true;
-    });
+    q.extract_if([](const std::string& s) { return (s.back() - '0') % 3 == 0; },
+                 [&](std::string&& s) { taken.push_back(std::move(s)); });
     CHECK(taken == std::vector<std::string>{"m3", "m6", "m9"});
     CHECK(contents(q) == std::vector<std::string>{"m1", "m2", "m4", "m5", "m7", "m8"});
-    q.remove_if([](std::string&) { return true; });
+    q.extract_if([](const std::string&) { return true; }, [](std::string&&) {});
     CHECK(q.empty());
     q.push_back("again");
     CHECK(q.front() == "again");

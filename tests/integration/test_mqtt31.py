@@ -55,3 +55,21 @@ def test_v31_persistent_session_and_will(broker, paho, raw):
     back = paho(broker, "v31-persist", protocol=3, clean_session=False)
     back.connect()
     assert back.get().payload == b"queued for 3.1"
+
+
+def test_v31_connack_has_no_session_present_flag_and_ids_are_1_to_23_characters(broker, raw):
+    """MQTT 3.1: the CONNACK's first byte is reserved (0) even for a resumed session, and a
+    client identifier must have 1 to 23 characters (return code 2 otherwise)."""
+    first = raw(broker)
+    assert first.connect("v31-present", level=3, clean=False).return_code == 0
+    first.close()
+    again = raw(broker)
+    ack = again.connect("v31-present", level=3, clean=False)
+    assert ack.return_code == 0
+    assert ack.body[0] == 0
+    for cid in ("", "x" * 24):
+        r = raw(broker)
+        assert r.connect(cid, level=3).return_code == 2
+        r.expect_closed()
+    r = raw(broker)
+    assert r.connect("y" * 23, level=3).return_code == 0

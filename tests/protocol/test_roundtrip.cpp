@@ -65,7 +65,8 @@ public:
         connack c;
         c.reason = v5() ? one_of({0x00, 0x80, 0x81, 0x84, 0x87, 0x8A, 0x95, 0x9F})
                         : static_cast<std::uint8_t>(pick(0, 5));
-        c.session_present = c.reason == 0 && coin();
+        // MQTT 3.1's first CONNACK byte is reserved: no session-present flag to carry.
+        c.session_present = c.reason == 0 && v_ != protocol_version::v31 && coin();
         c.props = props(property_context::connack);
         return c;
     }

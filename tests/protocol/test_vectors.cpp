@@ -101,6 +101,8 @@ TEST_CASE("vectors 3.1: other packets use the 3.1.1 forms") {
     check_vector(bytes({0x20, 0x02, 0x00, 0x00}), connack{}, v31);
     check_vector(bytes({0x62, 0x02, 0x12, 0x34}), pubrel{{.packet_id = 0x1234}}, v31);
     check_vector(bytes({0xE0, 0x00}), disconnect{}, v31);
+    // Its CONNACK's first byte is reserved: a resumed session is not announced.
+    CHECK(test::hex(encode(connack{.session_present = true}, v31)) == "20 02 00 00");
 }
 
 TEST_CASE("vectors 3.1.1: CONNACK") {
