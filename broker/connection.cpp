@@ -736,8 +736,8 @@ message_ptr connection::will_message() {
     return m;
 }
 
-std::shared_ptr<message> connection::make_message(std::string topic, mqtt::shared_payload payload, mqtt::qos qos, bool retain,
-                                     const mqtt::properties& props) {
+std::shared_ptr<message> connection::make_message(std::string topic, mqtt::shared_payload payload, mqtt::qos qos,
+                                                  bool retain, const mqtt::properties& props) {
     auto m = std::make_shared<message>();
     m->topic = std::move(topic);
     m->payload = std::move(payload);
