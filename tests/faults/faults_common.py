@@ -239,6 +239,20 @@ def stored_payloads(dsn: str | None, sender_like: str) -> collections.Counter:
 # Invariants and figures
 # ---------------------------------------------------------------------------
 
+def _neighbours(absent: list[str], got: set[str]) -> str:
+    """Whether the messages published just before and after the first missing ones
+    (payloads TAG-NNNNNNN) arrived: a hole in the middle of a stream, or its end."""
+    out = []
+    for p in absent[:3]:
+        tag, _, n = p.rpartition("-")
+        if not n.isdigit():
+            continue
+        prev, nxt = f"{tag}-{int(n) - 1:07d}", f"{tag}-{int(n) + 1:07d}"
+        out.append(f"{p}: previous {'arrived' if prev in got else 'missing'}, "
+                   f"next {'arrived' if nxt in got else 'missing'}")
+    return "; ".join(out)
+
+
 class Outcome:
     """The figures of one scenario and the invariants it broke; written to the report
     before the test asserts, so a failing run still leaves its figures."""
@@ -283,7 +297,7 @@ class Outcome:
             self.qos2_duplicates += dups
         if absent:
             self.violations.append(f"subscriber {rx.client_id}: {len(absent)} of {len(acked)} acknowledged messages "
-                                   f"never arrived, e.g. {sorted(absent)[:5]}")
+                                   f"never arrived, e.g. {sorted(absent)[:5]}; {_neighbours(sorted(absent), got)}")
         if dups and not allow_dups:
             self.violations.append(f"subscriber {rx.client_id} (QoS {rx.qos}): {dups} duplicate deliveries "
                                    f"({rx.same_connection_dups} within one connection)")
@@ -410,8 +424,9 @@ def pg_crash(pg: PrivatePostgres) -> None:
     wait_for(lambda: not any(Path(f"/proc/{p}").exists() and "zombie" not in _state(p) for p in pids),
              timeout=10, what="the PostgreSQL processes gone")
     # A killed postmaster that nobody reaps stays a zombie, and PostgreSQL takes the
-    # zombie's pid in postmaster.pid for a running server: remove the stale lock file.
+    # zombie's pid in its lock files for a running server: remove the stale ones.
     (pg.data / "postmaster.pid").unlink(missing_ok=True)
+    (pg.data / f".s.PGSQL.{pg.port}.lock").unlink(missing_ok=True)
     pg.running = False
 
 

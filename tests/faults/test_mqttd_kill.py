@@ -72,7 +72,7 @@ def test_sigkill_under_publish_load(start_broker, paho, report, qos):
     sub = subscriber()
     acked = set().union(*(p.acked() for p in pubs))
     try:
-        wait_for(lambda: acked <= rx.received(), timeout=60, what="every acknowledged message at the subscriber")
+        wait_for(lambda: acked <= rx.received(), timeout=30, what="every acknowledged message at the subscriber")
     except AssertionError:
         pass  # counted below
     out.check_stored(acked, stored_payloads(None, f"{tag}-p%"))
