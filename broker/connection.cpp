@@ -569,8 +569,7 @@ void connection::on_pubrec(const mqtt::pubrec& a) {
         pull_from_session();
         return;
     }
-    if (auto msg = session_->pubrec(a.packet_id)) {
-        broker_.hooks().message_acked({client_, msg});
+    if (session_->pubrec(a.packet_id)) {
         send(mqtt::pubrel{{a.packet_id}});
     } else {
         mqtt::pubrel rel{{a.packet_id}};
@@ -588,7 +587,13 @@ void connection::on_pubrel(const mqtt::pubrel& a) {
 }
 
 void connection::on_pubcomp(const mqtt::pubcomp& a) {
-    if (session_->pubcomp(a.packet_id)) pull_from_session();
+    // A QoS 2 message counts as acknowledged at PUBCOMP, not PUBREC: a client may hand it
+    // to its application only at PUBREL [MQTT-4.3.3, method B], which a broker killed in
+    // between never sends; the offline ack pointer must not pass it before.
+    if (auto msg = session_->pubcomp(a.packet_id)) {
+        broker_.hooks().message_acked({client_, msg});
+        pull_from_session();
+    }
 }
 
 // ---------------------------------------------------------------- SUBSCRIBE / UNSUBSCRIBE

@@ -183,15 +183,16 @@ message_ptr session::pubrec(std::uint16_t id) {
     return it->second->out.msg;
 }
 
-bool session::pubcomp(std::uint16_t id) {
+message_ptr session::pubcomp(std::uint16_t id) {
     std::lock_guard lock(mutex_);
-    if (!inflight_by_id_) return {};
+    if (!inflight_by_id_) return nullptr;
     auto it = inflight_by_id_->find(id);
-    if (it == inflight_by_id_->end() || it->second->state != await_state::pubcomp) return false;
+    if (it == inflight_by_id_->end() || it->second->state != await_state::pubcomp) return nullptr;
+    auto msg = std::move(it->second->out.msg);
     inflight_.erase(it->second);
     inflight_by_id_->erase(it);
     update_room();
-    return true;
+    return msg;
 }
 
 std::vector<outgoing> session::take_shared_unacked(const std::function<bool(const std::string&)>& movable) {

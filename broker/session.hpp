@@ -109,7 +109,7 @@ public:
     // id was in the expected state.
     message_ptr puback(std::uint16_t id);
     message_ptr pubrec(std::uint16_t id);  // moves to awaiting PUBCOMP
-    bool pubcomp(std::uint16_t id);
+    message_ptr pubcomp(std::uint16_t id);  // the exchange is over
 
     // Removes the messages that shared subscriptions sent here and another member may
     // have instead: queued QoS 1/2 ones, and QoS 1 ones in flight without PUBACK (a QoS

@@ -216,3 +216,34 @@ def test_failing_sql_action_of_message_publish_fails_the_acknowledgement(start_b
     assert (ack.pid, ack.reason) == (5, 0x80)
     wait_for(lambda: sql(f"select 1 from {t} where clientid = :'c'", c=cid), what="the statement after the failing one")
     assert "no_such_table" in b.log()
+
+
+def test_qos2_ack_pointer_moves_at_pubcomp_not_pubrec(start_broker):
+    """A QoS 2 message passes the offline ack pointer only when the exchange ends: a
+    client may hand it to its application at PUBREL, which a broker killed after PUBREC
+    would never send; a pointer moved at PUBREC would lose it for good."""
+    b = start_pg_broker(start_broker)
+    topic = uid("q2ptr")
+    cid = uid("q2sub")
+    sub = RawClient("127.0.0.1", b.port)
+    sub.connect(cid, clean=False)
+    sub.subscribe([(topic, 2)])
+    wait_for(lambda: sql("select 1 from mqtt_acked where clientid = :'c'", c=cid), what="the ack pointer")
+    pub = RawClient("127.0.0.1", b.port)
+    pub.connect(uid("q2pub"))
+    pub.publish_qos2(topic, "held by the client until PUBREL", pid=1)
+    got = sub.expect(PUBLISH)
+    assert got.qos == 2
+    row = scalar("select id from mqtt_msg where topic = :'t'", t=topic)
+
+    def pointer():
+        return int(scalar("select mid from mqtt_acked where clientid = :'c' and topic = :'t'", c=cid, t=topic))
+
+    sub.send(raw.pubrec(got.pid))
+    assert sub.expect(raw.PUBREL).pid == got.pid
+    # A later row through the same stream: once it is stored, the ack (had there been
+    # one at PUBREC) would have been written before it.
+    pub.publish_qos1("other/" + topic, "marker", pid=2)
+    assert pointer() < int(row)
+    sub.send(raw.pubcomp(got.pid))
+    wait_for(lambda: pointer() == int(row), what="the pointer at the message after PUBCOMP")
