@@ -161,3 +161,13 @@ class PrivatePostgres:
 
 def private_postgres_available() -> bool:
     return Path("/usr/lib/postgresql/15/bin/initdb").exists()
+
+
+def started_private_postgres() -> PrivatePostgres:
+    """A running PrivatePostgres (skips, or fails under CI=true, without the server)."""
+    require_pg()
+    if not private_postgres_available():
+        _missing("PostgreSQL 15 server binaries (/usr/lib/postgresql/15/bin)")
+    pg = PrivatePostgres()
+    pg.start()
+    return pg

@@ -12,10 +12,10 @@ import time
 import pytest
 
 import mqtt_raw as raw
-from mqtt_raw import CONNACK, DISCONNECT, PUBACK, PUBLISH, PUBREC, RawClient
+from mqtt_raw import PUBACK, PUBLISH, PUBREC, RawClient
 from test_backend_sql_actions import action_table, hook  # noqa: F401 (a fixture)
-from test_backend_common import (PrivatePostgres, private_postgres_available, require_pg, scalar, seed_lines, sql,
-                                 start_pg_broker, uid, wait_for, _missing)
+from test_backend_common import (require_pg, scalar, seed_lines, sql, start_pg_broker, started_private_postgres, uid,
+                                 wait_for)
 
 pytestmark = [pytest.mark.mqttd_only]
 
@@ -27,11 +27,7 @@ def long_topic(prefix: str) -> str:
 @pytest.fixture
 def frozen_pg():
     """A PostgreSQL of the test's own, to freeze (SIGSTOP) and thaw."""
-    require_pg()
-    if not private_postgres_available():
-        _missing("PostgreSQL 15 server binaries (/usr/lib/postgresql/15/bin)")
-    pg = PrivatePostgres()
-    pg.start()
+    pg = started_private_postgres()
     yield pg
     try:
         pg.thaw()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from test_backend_common import (PrivatePostgres, private_postgres_available, require_pg, scalar, seed_lines,
-                                 sql, start_pg_broker, uid, wait_for, _missing)
+from test_backend_common import (scalar, seed_lines, sql, start_pg_broker, started_private_postgres, uid, wait_for,
+                                 _missing)
 
 pytestmark = [pytest.mark.mqttd_only, pytest.mark.slow]
 
@@ -23,11 +23,7 @@ pytestmark = [pytest.mark.mqttd_only, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def private_pg():
     """A PostgreSQL of this module's own, to stop and start."""
-    require_pg()
-    if not private_postgres_available():
-        _missing("PostgreSQL 15 server binaries (/usr/lib/postgresql/15/bin)")
-    pg = PrivatePostgres()
-    pg.start()
+    pg = started_private_postgres()
     yield pg
     pg.remove()
 
