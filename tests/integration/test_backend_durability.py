@@ -243,3 +243,46 @@ def test_qos2_ack_pointer_moves_at_pubcomp_not_pubrec(start_broker):
     assert pointer() < int(row)
     sub.send(raw.pubcomp(got.pid))
     wait_for(lambda: pointer() == int(row), what="the pointer at the message after PUBCOMP")
+
+
+def sys_latest(port: int, name: str, seconds: float = 2.5) -> str:
+    """The last value of $SYS/broker/<name> seen in `seconds` (it is published every second)."""
+    c = RawClient("127.0.0.1", port)
+    try:
+        c.connect(uid("sys"))
+        c.subscribe([("$SYS/broker/" + name, 0)])
+        last = c.expect(PUBLISH).payload.decode()
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                last = c.expect(PUBLISH, left).payload.decode()
+            except TimeoutError:
+                break
+        return last
+    finally:
+        c.close()
+
+
+def test_outage_with_clients_coming_and_going_stays_bounded(start_broker, frozen_pg):
+    """PostgreSQL frozen, max_pending 10: 150 clients connect, subscribe and leave. What
+    the backend queues for them stays within twice the bound (connect rows, lookups and
+    fetches are shed, a disconnect row goes with its connect row), and once PostgreSQL is
+    back no client that left is shown online in mqtt_client."""
+    b = start_pg_broker(start_broker, ["backend.pgsql.max_pending = 10", "sys_interval = 1s"], port=frozen_pg.port)
+    wait_for(lambda: "payload columns" in b.log(), what="the backend's first connection")
+    frozen_pg.freeze()
+    prefix = uid("churn")
+    ids = [f"{prefix}_{i}" for i in range(150)]
+    for cid in ids:
+        c = RawClient("127.0.0.1", b.port)
+        assert c.connect(cid).return_code == 0
+        c.subscribe([(f"{prefix}/{cid}", 1)])
+        c.send(raw.disconnect())
+        c.expect_closed()
+    assert int(sys_latest(b.port, "pgsql/operations/pending")) <= 20
+    assert int(sys_latest(b.port, "pgsql/operations/refused")) > 0
+    frozen_pg.thaw()
+    sys_value(b.port, "pgsql/operations/pending", "0", timeout=30)
+    online = sql("select clientid from mqtt_client where clientid like :'p' and state = 1", frozen_pg.dsn,
+                 p=prefix + "%")
+    assert online == []
