@@ -8,7 +8,8 @@ set -euo pipefail
 
 build=(g++ pkg-config meson ninja-build libboost1.81-dev libboost-json1.81-dev libpq-dev libfmt-dev doctest-dev libpaho-mqtt-dev libjemalloc-dev)
 server=(postgresql-15 postgresql-client-15)
-tests=(mosquitto-clients python3 python3-paho-mqtt python3-pytest)
+# iproute2 (ip, tc, ss) and procps (pgrep): the fault-injection tests (tests/faults).
+tests=(mosquitto-clients python3 python3-paho-mqtt python3-pytest iproute2 procps)
 fuzz=(clang libclang-rt-14-dev)
 
 want=("${build[@]}")
