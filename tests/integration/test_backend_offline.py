@@ -17,6 +17,20 @@ pytestmark = pytest.mark.mqttd_only
 def pointer(cid: str, topic: str):
     return scalar("select mid from mqtt_acked where clientid = :'c' and topic = :'t'", c=cid, t=topic)
 
+def assert_caught_up(b, paho, client, cid: str, topic: str):
+    """The pointer reaches the newest message of `topic`, so that `client`, once
+    disconnected, gets nothing again when the client id subscribes anew: returns that
+    new client."""
+    newest = scalar("select max(id) from mqtt_msg where topic = :'t'", t=topic)
+    wait_for(lambda: pointer(cid, topic) == newest, what="the pointer at the newest message")
+    client.disconnect()
+    again = paho(b, cid)
+    again.connect()
+    again.subscribe(topic, 1)
+    again.expect_none(1.0)
+    return again
+
+
 
 def test_offline_story(start_broker, paho):
     """Subscribe QoS 1, go away, N messages are published, come back: the unread ones
@@ -45,14 +59,7 @@ def test_offline_story(start_broker, paho):
     assert [m.payload for m in got] == [f"m{i:02d}".encode() for i in range(n)]
     assert all(m.qos == 1 and not m.retain for m in got)
     back.expect_none(0.5)
-    newest = scalar("select max(id) from mqtt_msg where topic = :'t'", t=topic)
-    wait_for(lambda: pointer(cid, topic) == newest, what="the pointer at the newest message")
-    back.disconnect()
-
-    again = paho(b, cid)
-    again.connect()
-    again.subscribe(topic, 1)
-    again.expect_none(1.0)
+    again = assert_caught_up(b, paho, back, cid, topic)
     # A new message still flows live.
     pub.publish(topic, b"live", qos=1)
     assert again.get().payload == b"live"
@@ -279,14 +286,7 @@ def test_live_ack_between_pages_skips_nothing(start_broker, paho):
     assert b"live" in payloads
     assert [p for p in payloads if p != b"live"] == sent
     back.expect_none(0.5)
-    newest = scalar("select max(id) from mqtt_msg where topic = :'t'", t=topic)
-    wait_for(lambda: pointer(cid, topic) == newest, what="the pointer past the live message")
-    back.disconnect()
-
-    again = paho(b, cid)
-    again.connect()
-    again.subscribe(topic, 1)
-    again.expect_none(1.0)
+    assert_caught_up(b, paho, back, cid, topic)
 
 
 def test_backlog_larger_than_session_queue(start_broker, paho):
