@@ -64,6 +64,7 @@ mqttd::broker_options broker_options_from(const conf::broker_settings& s) {
     o.shared_subscription = s.shared_subscription;
     o.max_qos_allowed = s.max_qos_allowed;
     o.server_keepalive = s.server_keepalive;
+    o.max_keepalive = s.max_keepalive;
     o.allow_anonymous = s.allow_anonymous;
     if (!s.password_file.empty()) o.passwords = conf::read_password_file(s.password_file);
     o.sys_interval = std::chrono::duration_cast<std::chrono::seconds>(s.sys_interval);

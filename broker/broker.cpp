@@ -33,6 +33,7 @@ broker::broker(broker_options opts)
       router_(tree_, stats_),
       sessions_(
           [this](const session_ptr& s) {
+              s->mark_ended();  // before its subscriptions go: see add_subscription
               tree_.unsubscribe_all(s);
               hooks_.session_terminated({s->clientid(), s.get()});
           },
@@ -139,6 +140,13 @@ broker::subscribe_outcome broker::add_subscription(const session_ptr& s, const m
     options.max_qos = std::min(options.max_qos, static_cast<mqtt::qos>(opts_.max_qos_allowed));
     const bool existed = tree_.subscribe(s, sub.filter, options, sub_id);
     s->remember_subscription(sub.filter, options, sub_id);
+    // A Clean Start takeover may have ended the session while its old connection handled
+    // this SUBSCRIBE. The session is marked ended before its entries leave the tree, so
+    // either that removal saw this entry, or this check sees the mark and undoes it.
+    if (s->ended()) {
+        tree_.unsubscribe(s, sub.filter);
+        return fail(reason_code::unspecified_error);
+    }
 
     // Retained messages [MQTT-3.3.1-9..11]; never for shared subscriptions.
     const bool send_retained = !shared && opts_.retain_available && opts_.retained_on_subscribe &&

@@ -32,7 +32,9 @@ struct broker_options {
     std::size_t max_awaiting_rel = 100;  // QoS 2 ids awaiting PUBREL per client; 0: no limit
     std::chrono::milliseconds await_rel_timeout{300'000};
     std::uint32_t max_topic_levels = 0;  // 0: no limit
-    std::uint16_t max_topic_alias = 65535;
+    // Per connection; what their topic names may hold in bytes is bounded apart (see
+    // connection_rules::alias_bytes_bound).
+    std::uint16_t max_topic_alias = 100;
     // Aliases the broker assigns on its PUBLISH packets to a 5.0 client (at most the
     // client's Topic Alias Maximum); 0: none.
     std::uint16_t max_topic_alias_out = 64;
@@ -44,6 +46,7 @@ struct broker_options {
     bool shared_subscription = true;
     std::uint8_t max_qos_allowed = 2;
     std::uint16_t server_keepalive = 0;  // 0: the client's keep-alive stands
+    std::uint16_t max_keepalive = 0;     // a cap on what clients may ask for; 0: none
     bool allow_anonymous = true;
     std::unordered_map<std::string, std::string> passwords;  // user name -> password
     std::chrono::seconds sys_interval{60};  // 0: no $SYS topics

@@ -42,6 +42,16 @@ bool session::detach(std::uint64_t generation) {
     return true;
 }
 
+void session::mark_ended() {
+    std::lock_guard lock(mutex_);
+    ended_ = true;
+}
+
+bool session::ended() const {
+    std::lock_guard lock(mutex_);
+    return ended_;
+}
+
 bool session::attached() const {
     std::lock_guard lock(mutex_);
     return attached_;
@@ -119,8 +129,10 @@ std::uint16_t session::next_packet_id() {
     }
 }
 
-void session::take(std::uint16_t window, std::size_t max_count, std::vector<publish_out>& out) {
+void session::take(std::uint64_t generation, std::uint16_t window, std::size_t max_count,
+                   std::vector<publish_out>& out) {
     std::lock_guard lock(mutex_);
+    if (generation != generation_ || !attached_) return;
     window_ = window;
     const auto now = std::chrono::steady_clock::now();
     std::size_t taken = 0;
@@ -181,6 +193,14 @@ message_ptr session::pubrec(std::uint16_t id) {
     if (it == inflight_by_id_->end() || it->second->state != await_state::pubrec) return nullptr;
     it->second->state = await_state::pubcomp;
     return it->second->out.msg;
+}
+
+std::optional<session::await_state> session::awaiting(std::uint16_t id) const {
+    std::lock_guard lock(mutex_);
+    if (!inflight_by_id_) return std::nullopt;
+    auto it = inflight_by_id_->find(id);
+    if (it == inflight_by_id_->end()) return std::nullopt;
+    return it->second->state;
 }
 
 message_ptr session::pubcomp(std::uint16_t id) {

@@ -77,6 +77,12 @@ public:
     std::uint64_t generation() const;
     std::weak_ptr<session_owner> owner() const;
 
+    // The session ended (replaced, expired, or gone with its connection): a subscription
+    // that its last connection adds afterwards must be undone, as nothing else would
+    // remove it from the topic tree.
+    void mark_ended();
+    bool ended() const;
+
     // Seconds to keep the session after detach; 0: discard it at once.
     void set_expiry(std::uint32_t seconds);
     std::uint32_t expiry() const;
@@ -99,8 +105,10 @@ public:
     };
     // Moves queued messages into flight while the window allows (`window` is the
     // smaller of the broker's and the client's receive maximum, kept for room() and
-    // enqueue), at most `max_count`. Expired messages are dropped on the way.
-    void take(std::uint16_t window, std::size_t max_count, std::vector<publish_out>& out);
+    // enqueue), at most `max_count`. Expired messages are dropped on the way. Nothing is
+    // taken unless `generation` still owns the session: a connection being taken over
+    // must not move messages into flight after its successor resent what was in flight.
+    void take(std::uint64_t generation, std::uint16_t window, std::size_t max_count, std::vector<publish_out>& out);
     // Everything in flight, in send order, for resending after a reconnect: PUBLISH
     // (with DUP) for unacknowledged messages, and the ids awaiting PUBCOMP for PUBREL.
     void in_flight(std::vector<publish_out>& publishes, std::vector<std::uint16_t>& pubrels) const;
@@ -110,6 +118,8 @@ public:
     message_ptr puback(std::uint16_t id);
     message_ptr pubrec(std::uint16_t id);  // moves to awaiting PUBCOMP
     message_ptr pubcomp(std::uint16_t id);  // the exchange is over
+    // Where the exchange of the message sent with `id` stands; none when not in flight.
+    std::optional<await_state> awaiting(std::uint16_t id) const;
 
     // Removes the messages that shared subscriptions sent here and another member may
     // have instead: queued QoS 1/2 ones, and QoS 1 ones in flight without PUBACK (a QoS
@@ -161,6 +171,7 @@ private:
     std::weak_ptr<session_owner> owner_;
     std::uint64_t generation_ = 0;
     bool attached_ = false;
+    bool ended_ = false;
     std::uint32_t expiry_ = 0;
     message_ptr will_;
 

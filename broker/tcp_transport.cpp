@@ -28,6 +28,10 @@ public:
             to->on_written(ec, n);
         });
     }
+    void shutdown_send() override {
+        boost::system::error_code ignored;
+        socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    }
     void close() override {
         boost::system::error_code ignored;
         socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);

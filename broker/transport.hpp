@@ -34,6 +34,9 @@ public:
     virtual std::size_t read_now(boost::asio::mutable_buffer b, boost::system::error_code& ec) = 0;
     // Writes all of `b` (which must stay valid until completion), then calls to->on_written.
     virtual void async_write(boost::asio::const_buffer b, std::shared_ptr<transport_events> to) = 0;
+    // Ends the sending side (TCP FIN) once everything is written; reading goes on, so that
+    // bytes the client still sends are read rather than answered with a reset.
+    virtual void shutdown_send() = 0;
     // Ends the connection at once; pending operations complete with an error.
     virtual void close() = 0;
 };

@@ -70,6 +70,12 @@ public:
             to->on_written(ec, n);
         });
     }
+    void shutdown_send() override {
+        // Under the WebSocket layer: the MQTT packet that explains the close is the last
+        // frame the client gets.
+        boost::system::error_code ignored;
+        beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    }
     void close() override {
         // A hard close: the MQTT layer has already said what it had to say.
         boost::system::error_code ignored;

@@ -102,6 +102,8 @@ const std::map<std::string_view, setter>& setters() {
          [](broker_settings& s, const entry& e) { s.max_qos_allowed = to_uint<std::uint8_t>(e, 0, 2); }},
         {"mqtt.server_keepalive",
          [](broker_settings& s, const entry& e) { s.server_keepalive = to_uint<std::uint16_t>(e, 0); }},
+        {"mqtt.max_keepalive",
+         [](broker_settings& s, const entry& e) { s.max_keepalive = to_uint<std::uint16_t>(e, 0); }},
         {"allow_anonymous", [](broker_settings& s, const entry& e) { s.allow_anonymous = to_bool(e); }},
         {"auth.password_file", [](broker_settings& s, const entry& e) { s.password_file = e.value; }},
         {"log.level",

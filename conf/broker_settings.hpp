@@ -40,13 +40,14 @@ struct broker_settings {
     std::uint16_t max_awaiting_rel = 100;  // 0: unlimited, as in EMQX
     std::chrono::milliseconds await_rel_timeout = std::chrono::seconds(300);
     std::chrono::milliseconds retry_interval = std::chrono::seconds(30);
-    std::uint16_t max_topic_alias = 65535;
+    std::uint16_t max_topic_alias = 100;
     std::uint16_t max_topic_alias_out = 64;  // 0: the broker sends no topic aliases
     bool retain_available = true;
     bool wildcard_subscription = true;
     bool shared_subscription = true;
     std::uint8_t max_qos_allowed = 2;
     std::uint16_t server_keepalive = 0;  // 0: not set; the client's keepalive holds
+    std::uint16_t max_keepalive = 0;     // 0: no cap
     bool allow_anonymous = true;
     std::string password_file;  // auth.password_file; empty: none
     log_level log = log_level::info;

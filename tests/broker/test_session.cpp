@@ -38,8 +38,9 @@ TEST_CASE("session: a full queue drops new QoS 0 and evicts the oldest for QoS 1
     CHECK(s.queued() == 3);
     CHECK(s.drops().qos0_dropped == 1);
     CHECK(s.drops().queue_overflow == 1);
+    const auto gen = s.attach({});
     std::vector<mqttd::session::publish_out> taken;
-    s.take(32, 100, taken);
+    s.take(gen, 32, 100, taken);
     CHECK(payloads(taken) == std::vector<std::string>{"b", "c", "d"});
 }
 
@@ -56,8 +57,9 @@ TEST_CASE("session: the byte bound holds too") {
 TEST_CASE("session: the window limits QoS 1/2 in flight; QoS 0 passes; acks free the window") {
     mqttd::session s("c", {2, 100, 1u << 20, true});
     for (auto p : {"1", "2", "3"}) s.enqueue(out(p, mqtt::qos::at_least_once));
+    const auto gen = s.attach({});
     std::vector<mqttd::session::publish_out> taken;
-    s.take(2, 100, taken);
+    s.take(gen, 2, 100, taken);
     REQUIRE(taken.size() == 2);
     CHECK(taken[0].packet_id != 0);
     CHECK(taken[0].packet_id != taken[1].packet_id);
@@ -65,7 +67,7 @@ TEST_CASE("session: the window limits QoS 1/2 in flight; QoS 0 passes; acks free
     CHECK(s.puback(taken[0].packet_id) != nullptr);
     CHECK(s.puback(taken[0].packet_id) == nullptr);  // acknowledged once only
     taken.clear();
-    s.take(2, 100, taken);
+    s.take(gen, 2, 100, taken);
     CHECK(payloads(taken) == std::vector<std::string>{"3"});
 }
 
@@ -73,8 +75,9 @@ TEST_CASE("session: QoS 2 outbound states, and resending after reconnect with DU
     mqttd::session s("c", {10, 100, 1u << 20, true});
     s.enqueue(out("x", mqtt::qos::exactly_once));
     s.enqueue(out("y", mqtt::qos::exactly_once));
+    const auto gen = s.attach({});
     std::vector<mqttd::session::publish_out> taken;
-    s.take(10, 100, taken);
+    s.take(gen, 10, 100, taken);
     REQUIRE(taken.size() == 2);
     CHECK(s.puback(taken[0].packet_id) == nullptr);  // wrong ack for QoS 2
     CHECK(s.pubrec(taken[0].packet_id) != nullptr);
@@ -135,8 +138,9 @@ TEST_CASE("session: expired messages are not delivered from the queue") {
     o.msg = m;
     s.enqueue(o);
     s.enqueue(out("fresh", mqtt::qos::at_least_once));
+    const auto gen = s.attach({});
     std::vector<mqttd::session::publish_out> taken;
-    s.take(10, 10, taken);
+    s.take(gen, 10, 10, taken);
     CHECK(payloads(taken) == std::vector<std::string>{"fresh"});
     CHECK(s.drops().expired == 1);
 }
@@ -165,7 +169,7 @@ TEST_CASE("session: room is the send window less what is in flight and queued, a
     for (auto p : {"1", "2", "3", "4", "5", "6"}) s.enqueue(out(p, mqtt::qos::at_least_once));
     CHECK(s.room() == -2);
     std::vector<mqttd::session::publish_out> taken;
-    s.take(2, 100, taken);  // the client's Receive Maximum of 2 narrows the window
+    s.take(gen, 2, 100, taken);  // the client's Receive Maximum of 2 narrows the window
     CHECK(s.room() == 2 - 6);
     CHECK(s.puback(taken[0].packet_id));
     CHECK(s.room() == 2 - 5);
@@ -176,12 +180,12 @@ TEST_CASE("session: room is the send window less what is in flight and queued, a
 TEST_CASE("session: the owner is not woken while the window is full, since the ack that frees it takes again") {
     mqttd::session s("c", {2, 100, 1u << 20, true});
     auto owner = std::make_shared<counting_owner>();
-    s.attach(owner);
+    const auto gen = s.attach(owner);
     s.enqueue(out("1", mqtt::qos::at_least_once));
     s.enqueue(out("2", mqtt::qos::at_least_once));
     CHECK(owner->wakes == 2);
     std::vector<mqttd::session::publish_out> taken;
-    s.take(2, 100, taken);
+    s.take(gen, 2, 100, taken);
     REQUIRE(taken.size() == 2);
     s.enqueue(out("3", mqtt::qos::at_least_once));
     CHECK(owner->wakes == 2);
@@ -189,13 +193,13 @@ TEST_CASE("session: the owner is not woken while the window is full, since the a
     s.enqueue(out("4", mqtt::qos::at_least_once));  // a slot is free: "3" can go
     CHECK(owner->wakes == 3);
     taken.clear();
-    s.take(2, 100, taken);
+    s.take(gen, 2, 100, taken);
     CHECK(payloads(taken) == std::vector<std::string>{"3"});
     s.enqueue(out("q0", mqtt::qos::at_most_once));  // behind "4", which waits for a slot
     CHECK(owner->wakes == 3);
     CHECK(s.puback(taken[0].packet_id));
     taken.clear();
-    s.take(2, 100, taken);
+    s.take(gen, 2, 100, taken);
     CHECK(payloads(taken) == std::vector<std::string>{"4", "q0"});
     s.enqueue(out("q0-next", mqtt::qos::at_most_once));  // QoS 0 needs no slot
     CHECK(owner->wakes == 4);
@@ -212,8 +216,9 @@ TEST_CASE("session: unacknowledged shared-subscription messages can be taken for
     s.enqueue(out("q0", mqtt::qos::at_most_once, share));
     s.enqueue(out("queued", mqtt::qos::exactly_once, share));
     s.enqueue(out("other-group", mqtt::qos::at_least_once, "$share/h/t"));
+    const auto gen = s.attach({});
     std::vector<mqttd::session::publish_out> taken;
-    s.take(5, 100, taken);  // a window of 5 leaves "queued" and "other-group" in the queue
+    s.take(gen, 5, 100, taken);  // a window of 5 leaves "queued" and "other-group" in the queue
     REQUIRE(taken.size() == 6);
     CHECK(s.puback(taken[0].packet_id));
     CHECK(s.pubrec(taken[2].packet_id));  // the client has it: it stays here
@@ -227,4 +232,34 @@ TEST_CASE("session: unacknowledged shared-subscription messages can be taken for
     CHECK(s.inflight_count() == 3);
     CHECK(s.queued() == 1);  // "other-group": not movable
     CHECK(s.take_shared_unacked([](const std::string&) { return true; }).size() == 1);
+}
+
+TEST_CASE("session: a connection that was taken over takes nothing more into flight") {
+    mqttd::session s("c", {4, 100, 1u << 20, true});
+    const auto old_owner = s.attach({});
+    s.enqueue(out("1", mqtt::qos::at_least_once));
+    const auto new_owner = s.attach({});  // the takeover; the old connection has not closed yet
+    std::vector<mqttd::session::publish_out> taken;
+    s.take(old_owner, 4, 100, taken);
+    CHECK(taken.empty());
+    CHECK(s.inflight_count() == 0);
+    s.take(new_owner, 4, 100, taken);
+    CHECK(payloads(taken) == std::vector<std::string>{"1"});
+}
+
+TEST_CASE("session: where an outgoing exchange stands, by packet id") {
+    mqttd::session s("c", {4, 100, 1u << 20, true});
+    const auto gen = s.attach({});
+    s.enqueue(out("q1", mqtt::qos::at_least_once));
+    s.enqueue(out("q2", mqtt::qos::exactly_once));
+    std::vector<mqttd::session::publish_out> taken;
+    s.take(gen, 4, 100, taken);
+    REQUIRE(taken.size() == 2);
+    CHECK(s.awaiting(taken[0].packet_id) == mqttd::session::await_state::puback);
+    CHECK(s.awaiting(taken[1].packet_id) == mqttd::session::await_state::pubrec);
+    CHECK(s.pubrec(taken[1].packet_id));
+    CHECK(s.awaiting(taken[1].packet_id) == mqttd::session::await_state::pubcomp);
+    CHECK(s.pubcomp(taken[1].packet_id));
+    CHECK_FALSE(s.awaiting(taken[1].packet_id));
+    CHECK_FALSE(s.awaiting(999));
 }

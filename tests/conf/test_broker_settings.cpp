@@ -30,7 +30,8 @@ TEST_CASE("broker defaults") {
     CHECK(b.max_awaiting_rel == 100);
     CHECK(b.await_rel_timeout == 300s);
     CHECK(b.retry_interval == 30s);
-    CHECK(b.max_topic_alias == 65535);
+    CHECK(b.max_topic_alias == 100);
+    CHECK(b.max_keepalive == 0);
     CHECK(b.max_topic_alias_out == 64);
     CHECK(b.retain_available);
     CHECK(b.wildcard_subscription);

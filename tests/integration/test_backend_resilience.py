@@ -37,6 +37,7 @@ class Publisher:
         self.topic = topic
         self.rate = rate
         self.mids: dict[int, bytes] = {}
+        self.mids_lock = threading.Lock()  # acked() reads while _run adds
         self.sent = 0
         self.stop_flag = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -49,7 +50,8 @@ class Publisher:
                 mid = self.c.publish(self.topic, payload, qos=1, wait=False)
             except AssertionError:
                 break  # the client is gone (broker killed)
-            self.mids[mid] = payload
+            with self.mids_lock:
+                self.mids[mid] = payload
             i += 1
             self.sent = i
             if self.rate:
@@ -68,7 +70,9 @@ class Publisher:
     def acked(self) -> set[bytes]:
         with self.c._cond:
             done = set(self.c._published)
-        return {p for m, p in list(self.mids.items()) if m in done}
+        with self.mids_lock:
+            mids = list(self.mids.items())
+        return {p for m, p in mids if m in done}
 
 
 def stored_counts(dsn: str | None, sender: str) -> dict[str, int]:

@@ -37,7 +37,7 @@ def test_connack_defaults(broker, paho5):
     p = c.connack_props
     assert p["ReceiveMaximum"] == 32
     assert p["MaximumPacketSize"] == 1024 * 1024
-    assert p["TopicAliasMaximum"] == 65535
+    assert p["TopicAliasMaximum"] == 100
     for absent in ("MaximumQoS", "RetainAvailable", "WildcardSubscriptionAvailable",
                    "SharedSubscriptionAvailable", "SubscriptionIdentifierAvailable"):
         assert absent not in p
@@ -125,7 +125,7 @@ def test_reason_string_never_exceeds_the_client_maximum(start_broker, raw):
     d = [p for p in got if p.type == DISCONNECT][0]
     assert d.reason == 0x90 and d.props[raw_mqtt.REASON_STRING]
     tight = raw(b)
-    tight.connect("flow-rs-tight", level=5, props=[(raw_mqtt.MAXIMUM_PACKET_SIZE, 8)])
+    tight.connect("flow-rs-tight", level=5, props=[(raw_mqtt.MAXIMUM_PACKET_SIZE, 20)])  # the CONNACK fits, a Reason String would not
     tight.send(raw_mqtt.publish("a/b/c", b"", qos=0, props=[]))
     got = tight.expect_closed()
     d = [p for p in got if p.type == DISCONNECT][0]

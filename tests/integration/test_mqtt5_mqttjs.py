@@ -22,7 +22,7 @@ def test_mqttjs5_connack_and_session(broker, mqttjs):
     props = ev["properties"]
     assert props["receiveMaximum"] == 32
     assert props["maximumPacketSize"] == 1024 * 1024
-    assert props["topicAliasMaximum"] == 65535
+    assert props["topicAliasMaximum"] == 100
     c.subscribe("js5/session", qos=1)
     c.end()
 
