@@ -214,4 +214,13 @@ bool broker::deliver(const std::string& clientid, const std::vector<message_ptr>
     return true;
 }
 
+std::size_t broker::deliver_stored(const std::string& clientid, const std::vector<message_ptr>& msgs, mqtt::qos qos) {
+    auto s = sessions_.find(clientid);
+    if (!s) return 0;
+    std::vector<outgoing> page;
+    page.reserve(msgs.size());
+    for (const auto& m : msgs) page.push_back({m, std::min(m->qos, qos), false, {}, {}});
+    return s->enqueue_stored(std::move(page));
+}
+
 }  // namespace mqttd

@@ -86,6 +86,8 @@ public:
     bool subscribe(const std::string& clientid, const std::vector<mqtt::subscription>& subs) override;
     bool deliver(const std::string& clientid, const std::vector<message_ptr>& msgs, mqtt::qos qos,
                  bool retained) override;
+    std::size_t deliver_stored(const std::string& clientid, const std::vector<message_ptr>& msgs,
+                               mqtt::qos qos) override;
     const std::string& node_name() const override { return opts_.node_name; }
 
 private:

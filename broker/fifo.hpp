@@ -35,6 +35,17 @@ public:
         }
     }
 
+    // Inserts before `pos`; erases at `pos` (popping the front when it is the front).
+    // Linear in what follows `pos`: for bounded queues.
+    void insert(iterator pos, T v) { items_.insert(pos, std::move(v)); }
+    void erase(iterator pos) {
+        if (pos == begin()) {
+            pop_front();
+            return;
+        }
+        items_.erase(pos);
+    }
+
     // Removes the items for which pred(item) is true, keeping the order of the rest, and
     // hands each removed item to take() (moved from), in order. pred only looks.
     template <class Pred, class Take>

@@ -5,6 +5,7 @@
 // costs one atomic load when no handler listens to the event.
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -96,6 +97,12 @@ public:
     // machinery, at min(message QoS, qos). `retained` sets the RETAIN flag on delivery.
     virtual bool deliver(const std::string& clientid, const std::vector<message_ptr>& msgs,
                          mqtt::qos qos, bool retained) = 0;
+    // Queues one page of a subscription's stored backlog for one client, in stored order,
+    // at min(message QoS, qos), ahead of the client's live messages, which never push
+    // them out (session::enqueue_stored). Returns how many of `msgs`, from the first, the
+    // session took (none for an unknown client).
+    virtual std::size_t deliver_stored(const std::string& clientid, const std::vector<message_ptr>& msgs,
+                                       mqtt::qos qos) = 0;
     virtual const std::string& node_name() const = 0;
 };
 

@@ -93,6 +93,22 @@ void session::wake_owner(std::unique_lock<std::mutex>& lock) {
     if (auto o = owner.lock()) o->wake();
 }
 
+bool session::make_room(std::size_t bytes) {
+    while (queue_.size() >= limits_.max_queue_len || queue_bytes_ + bytes > limits_.max_queue_bytes) {
+        if (queue_.size() == stored_) return false;
+        const auto oldest_live = queue_.begin() + static_cast<std::ptrdiff_t>(stored_);
+        queue_bytes_ -= cost(*oldest_live);
+        queue_.erase(oldest_live);
+        ++drops_.queue_overflow;
+    }
+    return true;
+}
+
+void session::pop_front() {
+    queue_.pop_front();
+    if (stored_ > 0) --stored_;
+}
+
 void session::enqueue(outgoing o) {
     std::unique_lock lock(mutex_);
     if (!attached_ && o.qos == mqtt::qos::at_most_once && !limits_.queue_qos0) {
@@ -104,14 +120,16 @@ void session::enqueue(outgoing o) {
         ++(o.qos == mqtt::qos::at_most_once ? drops_.qos0_dropped : drops_.queue_overflow);
         return;
     }
-    while (queue_.size() >= limits_.max_queue_len || queue_bytes_ + bytes > limits_.max_queue_bytes) {
-        if (o.qos == mqtt::qos::at_most_once) {
-            ++drops_.qos0_dropped;
-            return;
-        }
-        queue_bytes_ -= cost(queue_.front());
-        queue_.pop_front();
+    if (o.qos == mqtt::qos::at_most_once &&
+        (queue_.size() >= limits_.max_queue_len || queue_bytes_ + bytes > limits_.max_queue_bytes)) {
+        ++drops_.qos0_dropped;
+        return;
+    }
+    // Stored messages queued are older than this one and go first [MQTT-4.6.0-5, -6]: a
+    // queue holding only those drops it, as if it had come a little later.
+    if (!make_room(bytes)) {
         ++drops_.queue_overflow;
+        return;
     }
     queue_bytes_ += bytes;
     queue_.push_back(std::move(o));
@@ -120,6 +138,36 @@ void session::enqueue(outgoing o) {
     // frees a slot makes it take again. Waking it would only cost a cross-thread post.
     if (queue_.front().qos != mqtt::qos::at_most_once && inflight_.size() >= window_) return;
     wake_owner(lock);
+}
+
+std::size_t session::enqueue_stored(std::vector<outgoing> page) {
+    std::unique_lock lock(mutex_);
+    std::size_t taken = 0;
+    for (auto& o : page) {
+        const auto bytes = cost(o);
+        if (!attached_ && o.qos == mqtt::qos::at_most_once && !limits_.queue_qos0) {
+            ++drops_.qos0_dropped;
+        } else if (limits_.max_queue_len == 0 || bytes > limits_.max_queue_bytes) {  // can never fit
+            ++(o.qos == mqtt::qos::at_most_once ? drops_.qos0_dropped : drops_.queue_overflow);
+        } else if (!make_room(bytes)) {
+            // Dropping a stored message queued would send it after this one, once fetched
+            // again; the rest of the page comes once those are acknowledged.
+            break;
+        } else {
+            // Behind the stored messages queued (earlier pages, or other filters') and
+            // ahead of every live one, which was published after them: per topic, the
+            // order in which they were received [MQTT-4.6.0-5, -6].
+            queue_bytes_ += bytes;
+            queue_.insert(queue_.begin() + static_cast<std::ptrdiff_t>(stored_), std::move(o));
+            ++stored_;
+        }
+        ++taken;
+    }
+    update_room();
+    if (queue_.empty() || (queue_.front().qos != mqtt::qos::at_most_once && inflight_.size() >= window_))
+        return taken;
+    wake_owner(lock);
+    return taken;
 }
 
 std::uint16_t session::next_packet_id() {
@@ -140,7 +188,7 @@ void session::take(std::uint64_t generation, std::uint16_t window, std::size_t m
         auto& front = queue_.front();
         if (expired(front, now)) {
             queue_bytes_ -= cost(front);
-            queue_.pop_front();
+            pop_front();
             ++drops_.expired;
             continue;
         }
@@ -149,7 +197,7 @@ void session::take(std::uint64_t generation, std::uint16_t window, std::size_t m
             break;
         outgoing o = std::move(front);
         queue_bytes_ -= cost(o);
-        queue_.pop_front();
+        pop_front();
         std::uint16_t id = 0;
         if (o.qos != mqtt::qos::at_most_once) {
             id = next_packet_id();
@@ -232,6 +280,8 @@ std::vector<outgoing> session::take_shared_unacked(const std::function<bool(cons
         inflight_by_id_->erase(it->packet_id);
         it = inflight_.erase(it);
     }
+    // Stored messages have no share filter (no offline fetch for shared subscriptions):
+    // the queue's first stored_ stay.
     queue_.extract_if(take, [&](outgoing&& o) {
         queue_bytes_ -= cost(o);
         out.push_back(std::move(o));

@@ -92,10 +92,18 @@ public:
     message_ptr take_will();
 
     // --- delivery (any thread) --------------------------------------------------
-    // Queues a message and wakes the owner if it can send the queue's first message now
-    // (not while the window is full). Applies the bounds: a full queue drops a new QoS 0
-    // message, or the oldest queued message to make room for QoS 1/2.
+    // Queues a live message and wakes the owner if it can send the queue's first message
+    // now (not while the window is full). Applies the bounds: a full queue drops a new
+    // QoS 0 message, or the oldest queued live message to make room for QoS 1/2; when it
+    // holds stored messages only (enqueue_stored), the new message is dropped.
     void enqueue(outgoing o);
+    // Queues stored messages of an offline fetch (a page of one subscription's backlog, in
+    // stored order) behind the stored messages queued and ahead of the live ones, evicting
+    // the oldest live messages for room, never a stored one. Returns how many of `page`,
+    // from its first, it took: it stops at the first that only the stored messages keep
+    // out. One that can never be queued (larger than the byte bound, or QoS 0 while the
+    // client is away and such are not queued) counts as taken, and is dropped.
+    std::size_t enqueue_stored(std::vector<outgoing> page);
 
     // --- taking (owner's thread) -----------------------------------------------
     struct publish_out {
@@ -163,6 +171,10 @@ private:
     std::uint16_t next_packet_id();  // mutex held
     void wake_owner(std::unique_lock<std::mutex>& lock);
     void update_room();  // mutex held
+    // Evicts the oldest live messages until `bytes` more fit; false when the stored
+    // messages alone leave no room (mutex held).
+    bool make_room(std::size_t bytes);
+    void pop_front();  // mutex held
 
     const std::string clientid_;
     const session_limits limits_;
@@ -177,6 +189,7 @@ private:
 
     fifo<outgoing> queue_;
     std::size_t queue_bytes_ = 0;
+    std::size_t stored_ = 0;  // queue_'s first stored_ messages are stored ones (enqueue_stored)
     std::list<inflight_entry> inflight_;  // send order
     // The two tables below are allocated on first use: most sessions are idle most of
     // the time, and an empty unordered_map still costs 56 bytes.

@@ -182,10 +182,12 @@ struct backend::impl {
     // on_message_acked: the client's ack, for each of its tracked filters.
     void ack_tracked(const hook_runtime& h, const delivery_event& e);
     // A page of the fetch `serial` was read: false if that subscription is gone; `send`
-    // gets the indexes of the rows to deliver. Then, once delivered, handed over.
+    // gets the indexes of the rows to deliver. Then handed over: the session took the
+    // first `taken` of them.
     bool page_fetched(const fetch_request& r, std::uint64_t serial, std::vector<fetch_pointer::row> rows,
                       bool full, std::vector<std::size_t>& send);
-    void page_handed_over(const fetch_request& r, std::uint64_t serial);
+    void page_handed_over(const fetch_request& r, std::uint64_t serial, std::size_t taken,
+                          const std::vector<std::size_t>& send);
     // What the pointer's step asks: pointer moves and fetches, on the fetch's pool (or
     // `ack_pool` for a filter never fetched); under tracked_mutex.
     void apply(const std::string& clientid, const tracked_filter& f, const fetch_pointer::step& s,

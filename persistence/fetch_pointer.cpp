@@ -18,18 +18,25 @@ fetch_pointer::step fetch_pointer::page(std::vector<row> rows, bool full, std::v
     rows_ = std::move(next);
     prefix_ = 0;
     full_ = full;
-    handed_at_.reset();
+    awaiting_room_ = false;
     phase_ = phase::delivering;
     step s;
     advance(s);
     return s;
 }
 
-void fetch_pointer::handed_over(time_point at) {
-    if (phase_ == phase::delivering) handed_at_ = at;
+fetch_pointer::step fetch_pointer::handed_over(std::size_t taken, const std::vector<std::size_t>& send) {
+    step s;
+    if (phase_ != phase::delivering || taken >= send.size()) return s;
+    // The rows not taken come again, after those taken: in stored order.
+    rows_.resize(send[taken]);
+    full_ = true;
+    awaiting_room_ = taken == 0;
+    advance(s);
+    return s;
 }
 
-fetch_pointer::step fetch_pointer::ack(std::string_view msgid, time_point published) {
+fetch_pointer::step fetch_pointer::ack(std::string_view msgid) {
     step s;
     // Acks come in order: the row is usually the first unacknowledged one.
     for (std::size_t i = prefix_; i < rows_.size(); ++i) {
@@ -45,19 +52,13 @@ fetch_pointer::step fetch_pointer::ack(std::string_view msgid, time_point publis
         return s;
     }
     live_msgid_ = msgid;
-    if (lost_rows(published)) {
-        phase_ = phase::fetching;
-        s.fetch = true;
-    }
+    room_freed(s);
     return s;
 }
 
-fetch_pointer::step fetch_pointer::saw_ack(time_point published) {
+fetch_pointer::step fetch_pointer::saw_ack() {
     step s;
-    if (lost_rows(published)) {
-        phase_ = phase::fetching;
-        s.fetch = true;
-    }
+    room_freed(s);
     return s;
 }
 
@@ -67,6 +68,7 @@ void fetch_pointer::advance(step& s) {
     if (prefix_ > before) s.move_to = rows_[prefix_ - 1].id;
     if (phase_ != phase::delivering || prefix_ < rows_.size()) return;
     if (full_) {
+        if (awaiting_room_) return;
         phase_ = phase::fetching;
         s.fetch = true;
         return;
@@ -78,8 +80,11 @@ void fetch_pointer::advance(step& s) {
     prefix_ = 0;
 }
 
-bool fetch_pointer::lost_rows(time_point published) {
-    return phase_ == phase::delivering && handed_at_ && published > *handed_at_ && prefix_ < rows_.size();
+void fetch_pointer::room_freed(step& s) {
+    if (!awaiting_room_) return;
+    awaiting_room_ = false;
+    phase_ = phase::fetching;
+    s.fetch = true;
 }
 
 }  // namespace mqttd::persistence

@@ -3,23 +3,20 @@
 // while its session lives: only past stored rows that were delivered and acknowledged.
 //
 // The backlog behind the pointer is fetched in pages, oldest first. A page is handed to
-// the session queue whole; the pointer moves to the end of the page's acknowledged
-// prefix, never past a row still unacknowledged. Once every row of a full page is
-// acknowledged the next page is fetched (from the pointer). A page that is not full ends
-// the backlog ("drained"); from then on any acknowledged message of the subscription
-// moves the pointer, as before. While the backlog drains, acks of other (live) messages
-// do not move it; the last one is remembered and applied once drained.
-//
-// A session queue that overflows drops its oldest messages, fetched rows included, and
-// no ack ever comes for them. Clients acknowledge in the order messages were sent
-// [MQTT-4.6.0-2, -3], so an ack of a message queued after the page (one published after
-// the page was handed over) while rows of the page are unacknowledged means those rows
-// are lost: the page is fetched again from the pointer, skipping the rows already
-// acknowledged.
+// the session queue, which keeps stored messages ahead of the live ones and never drops
+// one to make room for a live one (session::enqueue_stored), so every row it took is
+// delivered, in stored order. It takes the page whole, or its first rows when other
+// subscriptions' stored messages fill it: the page then ends before the first row not
+// taken. The pointer moves to the end of the page's acknowledged prefix, never past a
+// row still unacknowledged. Once every row of a full (or cut) page is acknowledged the
+// next page is fetched (from the pointer); after a page of which the queue took nothing,
+// once the client acknowledges any message, which frees room. A page that is not full
+// ends the backlog ("drained"); from then on any acknowledged message of the
+// subscription moves the pointer, as before. While the backlog drains, acks of other
+// (live) messages do not move it; the last one is remembered and applied once drained.
 //
 // Memory: the page's rows (a page is bounded by its caller) and one msgid.
 // Not thread-safe: its owner serializes the calls.
-#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -30,8 +27,6 @@ namespace mqttd::persistence {
 
 class fetch_pointer {
 public:
-    using time_point = std::chrono::system_clock::time_point;
-
     struct row {
         std::int64_t id = 0;
         std::string msgid;
@@ -53,12 +48,12 @@ public:
     // may follow. `send` gets the indexes of the rows to deliver: all but those already
     // acknowledged from an earlier attempt at the same page.
     step page(std::vector<row> rows, bool full, std::vector<std::size_t>& send);
-    // The page's rows are in the session queue (after page(), once delivered).
-    void handed_over(time_point at);
-    // The client acknowledged a message the subscription matches, published at `published`.
-    step ack(std::string_view msgid, time_point published);
+    // The session queue took the first `taken` of the rows page() gave to send.
+    step handed_over(std::size_t taken, const std::vector<std::size_t>& send);
+    // The client acknowledged a message the subscription matches.
+    step ack(std::string_view msgid);
     // The client acknowledged a message the subscription does not match.
-    step saw_ack(time_point published);
+    step saw_ack();
 
     bool draining() const noexcept { return phase_ != phase::drained; }
     std::size_t page_size() const noexcept { return rows_.size(); }
@@ -71,14 +66,14 @@ private:
         bool acked;
     };
 
-    void advance(step& s);         // the pointer over the acknowledged prefix; the page's end
-    bool lost_rows(time_point published);  // an ack that proves unacknowledged rows lost
+    void advance(step& s);     // the pointer over the acknowledged prefix; the page's end
+    void room_freed(step& s);  // an ack: the session queue has room again
 
     phase phase_;
     std::vector<slot> rows_;  // the page in flight, by id
     std::size_t prefix_ = 0;  // rows_[0, prefix_) acknowledged, the pointer past them
     bool full_ = false;
-    std::optional<time_point> handed_at_;
+    bool awaiting_room_ = false;  // the queue took none of the page: fetch it at the next ack
     std::string live_msgid_;  // the last live ack while draining
 };
 

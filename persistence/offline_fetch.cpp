@@ -170,8 +170,7 @@ public:
         out.reserve(send.size());
         for (auto i : send) out.push_back(std::move(msgs[i]));
         log::debug("pgsql: {} unread messages for client {} on {}", out.size(), req.clientid, req.filter);
-        backend_.broker.deliver(req.clientid, out, req.qos, false);
-        backend_.page_handed_over(req, serial_);
+        backend_.page_handed_over(req, serial_, backend_.broker.deliver_stored(req.clientid, out, req.qos), send);
     }
     std::string describe() const override {
         return fmt::format("on_message_fetch (client {}, filter {})", req_->clientid, req_->filter);
@@ -257,11 +256,10 @@ void backend::impl::ack_tracked(const hook_runtime& h, const delivery_event& e) 
     std::lock_guard lock(tracked_mutex);
     auto it = tracked.find(e.client.clientid);
     if (it == tracked.end()) return;
-    // Every filter sees the ack: one that does not match it may learn that rows of its
-    // page were dropped from the session queue.
+    // Every filter sees the ack: one whose page the session queue had no room for learns
+    // that it has some now.
     for (auto& f : it->second.filters) {
-        const auto s = mqtt::topic_matches(f.filter, e.msg->topic) ? f.pointer.ack(e.msg->msgid, e.msg->timestamp)
-                                                                    : f.pointer.saw_ack(e.msg->timestamp);
+        const auto s = mqtt::topic_matches(f.filter, e.msg->topic) ? f.pointer.ack(e.msg->msgid) : f.pointer.saw_ack();
         apply(e.client.clientid, f, s, h.pool);
     }
 }
@@ -279,13 +277,16 @@ bool backend::impl::page_fetched(const fetch_request& r, std::uint64_t serial, s
     return false;
 }
 
-void backend::impl::page_handed_over(const fetch_request& r, std::uint64_t serial) {
-    const auto now = std::chrono::system_clock::now();
+void backend::impl::page_handed_over(const fetch_request& r, std::uint64_t serial, std::size_t taken,
+                                     const std::vector<std::size_t>& send) {
     std::lock_guard lock(tracked_mutex);
     auto it = tracked.find(r.clientid);
     if (it == tracked.end()) return;
-    for (auto& f : it->second.filters)
-        if (f.serial == serial) f.pointer.handed_over(now);
+    for (auto& f : it->second.filters) {
+        if (f.serial != serial) continue;
+        apply(r.clientid, f, f.pointer.handed_over(taken, send), r.pool);
+        return;
+    }
 }
 
 void backend::impl::apply(const std::string& clientid, const tracked_filter& f, const fetch_pointer::step& s,

@@ -62,3 +62,15 @@ TEST_CASE("fifo: extract_if keeps the order of the rest and hands each item over
     q.push_back("again");
     CHECK(q.front() == "again");
 }
+
+TEST_CASE("fifo: insert and erase within the queue keep the order of the rest") {
+    fifo<int> q;
+    for (int i = 0; i < 40; ++i) q.push_back(i);
+    for (int i = 0; i < 35; ++i) q.pop_front();  // compacted: 35..39 left
+    q.insert(q.begin() + 1, 100);
+    CHECK(contents(q) == std::vector<int>{35, 100, 36, 37, 38, 39});
+    q.erase(q.begin() + 2);
+    q.erase(q.begin());
+    CHECK(contents(q) == std::vector<int>{100, 37, 38, 39});
+    CHECK(q.front() == 100);
+}

@@ -263,3 +263,68 @@ TEST_CASE("session: where an outgoing exchange stands, by packet id") {
     CHECK_FALSE(s.awaiting(taken[1].packet_id));
     CHECK_FALSE(s.awaiting(999));
 }
+
+namespace {
+
+std::vector<mqttd::outgoing> page_of(std::initializer_list<const char*> ps) {
+    std::vector<mqttd::outgoing> v;
+    for (auto p : ps) v.push_back(out(p, mqtt::qos::at_least_once));
+    return v;
+}
+
+// Takes everything, acknowledging each message as soon as it is in flight.
+std::vector<std::string> drain(mqttd::session& s, std::uint64_t gen, std::uint16_t window) {
+    std::vector<std::string> got;
+    for (;;) {
+        std::vector<mqttd::session::publish_out> taken;
+        s.take(gen, window, 1, taken);
+        if (taken.empty()) return got;
+        got.emplace_back(taken[0].out.msg->payload.view());
+        s.puback(taken[0].packet_id);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("session: a flood of live messages never evicts stored ones; they go out first, in stored order") {
+    mqttd::session s("c", {1, 4, 1u << 20, true});
+    const auto gen = s.attach({});
+    s.enqueue(out("live-0", mqtt::qos::at_least_once));  // queued before the page came
+    CHECK(s.enqueue_stored(page_of({"s1", "s2"})) == 2);
+    // The queue is bounded at 4: each live message over it evicts the oldest live one.
+    for (auto p : {"live-1", "live-2", "live-3", "live-4"}) s.enqueue(out(p, mqtt::qos::at_least_once));
+    CHECK(s.queued() == 4);
+    CHECK(s.drops().queue_overflow == 3);
+    CHECK(drain(s, gen, 1) == std::vector<std::string>{"s1", "s2", "live-3", "live-4"});
+}
+
+TEST_CASE("session: a queue of stored messages only drops a new live one; a page is taken as far as it fits") {
+    mqttd::session s("c", {1, 3, 1u << 20, true});
+    const auto gen = s.attach({});
+    CHECK(s.enqueue_stored(page_of({"a1", "a2"})) == 2);
+    s.enqueue(out("live-1", mqtt::qos::at_least_once));
+    // A second subscription's page: "live-1" makes room for "b1", then the queue is stored
+    // messages only, so "b2" and "b3" wait for the next page.
+    CHECK(s.enqueue_stored(page_of({"b1", "b2", "b3"})) == 1);
+    s.enqueue(out("live-2", mqtt::qos::at_least_once));  // dropped: the stored ones go first
+    CHECK(s.queued() == 3);
+    CHECK(s.drops().queue_overflow == 2);
+    CHECK(drain(s, gen, 1) == std::vector<std::string>{"a1", "a2", "b1"});
+    // One larger than the byte bound can never be queued: taken (and dropped), with those after it.
+    mqttd::session small("c", {1, 3, 10, true});
+    auto page = page_of({"fits"});
+    page.insert(page.begin(), out(std::string(20, 'x'), mqtt::qos::at_least_once));
+    CHECK(small.enqueue_stored(std::move(page)) == 2);
+    CHECK(small.queued() == 1);
+}
+
+TEST_CASE("session: stored messages that expire or are taken keep the live ones behind them") {
+    mqttd::session s("c", {2, 10, 1u << 20, true});
+    const auto gen = s.attach({});
+    CHECK(s.enqueue_stored(page_of({"s1", "s2"})) == 2);
+    s.enqueue(out("live-1", mqtt::qos::at_least_once));
+    std::vector<mqttd::session::publish_out> taken;
+    s.take(gen, 2, 1, taken);  // "s1" in flight
+    CHECK(s.enqueue_stored(page_of({"s3"})) == 1);  // behind "s2", ahead of "live-1"
+    CHECK(drain(s, gen, 2) == std::vector<std::string>{"s2", "s3", "live-1"});
+}

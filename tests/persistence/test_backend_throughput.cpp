@@ -25,6 +25,9 @@ class null_broker final : public mqttd::broker_api {
 public:
     bool subscribe(const std::string&, const std::vector<mqtt::subscription>&) override { return true; }
     bool deliver(const std::string&, const std::vector<mqttd::message_ptr>&, mqtt::qos, bool) override { return true; }
+    std::size_t deliver_stored(const std::string&, const std::vector<mqttd::message_ptr>& msgs, mqtt::qos) override {
+        return msgs.size();
+    }
     const std::string& node_name() const override { return node_; }
 
 private:
