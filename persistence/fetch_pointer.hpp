@@ -75,7 +75,7 @@ private:
     bool lost_rows(time_point published);  // an ack that proves unacknowledged rows lost
 
     phase phase_;
-    std::vector<slot> rows_;  // the page in flight, by id
+    std::vector<slot> rows_;  // the page being read, by id
     std::size_t prefix_ = 0;  // rows_[0, prefix_) acknowledged, the pointer past them
     bool full_ = false;
     std::optional<time_point> handed_at_;
