@@ -28,7 +28,7 @@ struct backend_stats {
     std::uint64_t abandoned = 0;  // operations not written at shutdown
     std::uint64_t batches = 0;    // round trips
     std::uint64_t grouped = 0;    // operations written with others of their kind in one statement
-    std::uint64_t pending = 0;    // queued or in flight now
+    std::uint64_t pending = 0;    // queued or being written now
     std::uint64_t tracked_clients = 0;  // clients whose session's ack pointers on_message_acked moves
 };
 

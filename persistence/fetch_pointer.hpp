@@ -70,7 +70,7 @@ private:
     void room_freed(step& s);  // an ack: the session queue has room again
 
     phase phase_;
-    std::vector<slot> rows_;  // the page in flight, by id
+    std::vector<slot> rows_;  // the page being read, by id
     std::size_t prefix_ = 0;  // rows_[0, prefix_) acknowledged, the pointer past them
     bool full_ = false;
     bool awaiting_room_ = false;  // the queue took none of the page: fetch it at the next ack

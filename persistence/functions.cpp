@@ -126,7 +126,7 @@ void backend::impl::keep_hold(stream_op& op, const publish_hold& hold, write_str
     if (settings.publish_ack == conf::ack_mode::after_commit)
         op.hold = hold;  // PUBACK/PUBREC once the row has committed
     else if (s.over_bound())
-        s.park(hold);  // async, but the queue is full: back-pressure the publisher
+        s.hold_back(hold);  // async, but the queue is full: back-pressure the publisher
 }
 
 void backend::impl::on_client_connected(const hook_runtime& h, const client_info& c) {

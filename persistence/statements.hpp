@@ -5,7 +5,7 @@
 // written again after a lost connection stores each message once).
 //
 // Time values: instants are bound as text "YYYY-MM-DD HH:MM:SS.ffffff+00" and cast to
-// timestamptz, so they land in the `timestamp` columns in the session's time zone, the
+// timestamptz, so they are stored in the `timestamp` columns in the session's time zone, the
 // same zone now() uses for the columns the server fills.
 #include <chrono>
 #include <string>

@@ -40,7 +40,7 @@ struct write_stream::plan {
     std::vector<gathered> group_steps;
 };
 // A batch sent behind the ones before it, its results not yet received.
-struct write_stream::flight {
+struct write_stream::sent_batch {
     std::vector<op_ptr> ops;
     std::size_t left = 0;
     plan p;
@@ -100,19 +100,19 @@ bool write_stream::push(op_ptr op) {
     return true;
 }
 
-void write_stream::park(publish_hold hold) {
+void write_stream::hold_back(publish_hold hold) {
     if (!hold) return;
     std::lock_guard lock(mutex_);
     if (finished_.load()) return;  // released at once
-    parked_.push_back(std::move(hold));
+    held_back_.push_back(std::move(hold));
 }
 
-void write_stream::release_parked_if_under() {
+void write_stream::release_held_back_if_under() {
     std::vector<publish_hold> released;
     {
         std::lock_guard lock(mutex_);
-        if (parked_.empty() || (over_bound() && !finished_.load())) return;
-        released.swap(parked_);
+        if (held_back_.empty() || (over_bound() && !finished_.load())) return;
+        released.swap(held_back_);
     }
     // Destroyed here, outside the lock: the broker acknowledges those publishes.
 }
@@ -167,7 +167,7 @@ asio::awaitable<void> write_stream::pause(clock::duration d) {
     co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
-void write_stream::settle(op_ptr& op) {
+void write_stream::complete(op_ptr& op) {
     pending_.fetch_sub(1, std::memory_order_relaxed);
     pending_bytes_.fetch_sub(op->bytes, std::memory_order_relaxed);
     op.reset();  // releases its hold
@@ -177,7 +177,7 @@ void write_stream::fail(op_ptr& op, const pg::step_result& r) {
     op->failed(r);
     // A publisher waiting for this row is not told it was stored.
     if (op->hold) op->hold->fail(mqtt::reason_code::unspecified_error);
-    settle(op);
+    complete(op);
 }
 
 void write_stream::report(const stream_op& op, const pg::step_result& r) {
@@ -215,12 +215,13 @@ asio::awaitable<void> write_stream::run() {
 
     std::vector<op_ptr> ops;
     for (;;) {
-        bool done = false, wait = false, land_first = false;
+        bool done = false, wait = false, receive_first = false;
         clock::time_point wake_at = clock::time_point::max();
         {
             std::lock_guard lock(mutex_);
-            if (!flights_.empty() && (abandoning() || queue_.empty() || flights_.size() >= max_flights)) {
-                land_first = true;
+            if (!sent_batches_.empty() &&
+                (abandoning() || queue_.empty() || sent_batches_.size() >= max_sent_batches)) {
+                receive_first = true;
             } else if (abandoning()) {
                 done = true;
             } else if (queue_.empty()) {
@@ -236,8 +237,8 @@ asio::awaitable<void> write_stream::run() {
                         ops.push_back(std::move(queue_.front()));
                         queue_.pop_front();
                     }
-                } else if (!flights_.empty() && due - clock::now() > max_wait_in_flight) {
-                    land_first = true;  // a long batch_delay does not hold back the batch in flight
+                } else if (!sent_batches_.empty() && due - clock::now() > max_wait_for_sent) {
+                    receive_first = true;  // a long batch_delay does not delay the results of the batch sent
                 } else {
                     wake_at = due;
                     wait = true;
@@ -246,30 +247,30 @@ asio::awaitable<void> write_stream::run() {
             if (wait) sleeping_ = true;
         }
         if (done) break;
-        if (land_first) {
-            co_await land();
-            release_parked_if_under();
+        if (receive_first) {
+            co_await receive_oldest();
+            release_held_back_if_under();
             continue;
         }
         if (wait) {
-            if (flights_.empty()) chain_.reset();  // idle: the connection goes back to the pool
+            if (sent_batches_.empty()) chain_.reset();  // idle: the connection goes back to the pool
             timer_.expires_at(wake_at);
             co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
             std::lock_guard lock(mutex_);
             sleeping_ = false;
             continue;
         }
-        if (flights_.empty() && !chain_ && pool_.stats().idle > 0) {  // never waits for a connection here
+        if (sent_batches_.empty() && !chain_ && pool_.stats().idle > 0) {  // never waits for a connection here
             auto [ec, c] = co_await pool_.acquire();
             if (!ec) chain_ = std::move(c);
         }
         if (!send_chained(ops)) {
-            while (!flights_.empty()) co_await land();
+            while (!sent_batches_.empty()) co_await receive_oldest();
             chain_.reset();
             co_await execute(ops, ops.size(), {});
         }
         ops.clear();
-        release_parked_if_under();
+        release_held_back_if_under();
     }
     chain_.reset();
 
@@ -293,7 +294,7 @@ asio::awaitable<void> write_stream::run() {
         }
     }
     deadline_timer_.cancel();
-    release_parked_if_under();
+    release_held_back_if_under();
     {
         std::lock_guard lock(finished_mutex_);
     }
@@ -352,7 +353,7 @@ void write_stream::build(std::vector<op_ptr>& ops, plan& p, const round_state& s
         if (b.size() != first) return false;
         ops[i]->done({});
         ++committed_;
-        settle(ops[i]);
+        complete(ops[i]);
         --left;
         return true;
     };
@@ -429,14 +430,14 @@ write_stream::outcome write_stream::analyze(std::vector<op_ptr>& ops, plan& p, p
                 ops[sp.op]->done(std::span<pg::step_result>(r.steps.data() + sp.first, sp.count));
                 ++committed_;
                 if (sp.count == 0) ++grouped_;
-                settle(ops[sp.op]);
+                complete(ops[sp.op]);
                 --left;
             }
             continue;
         }
         if (!pg::is_statement_error(r.steps[bad].ec)) {
             // Not the row's fault (the connection, a serialization failure, a full
-            // disk, an error without a SQLSTATE): nothing of the segment is settled,
+            // disk, an error without a SQLSTATE): nothing of the segment is completed,
             // it is written again after a pause. Only a row the server rejects for
             // what it is may be dropped, or an acknowledged message could be lost.
             if (!pg::is_connection_error(r.steps[bad].ec))
@@ -528,13 +529,13 @@ void write_stream::abandon(std::vector<op_ptr>& ops) {
              fmt::format("{}: shutting down with {} operations of a batch not written", params_.name, n));
 }
 
-// Sends a batch of operations that form one transaction behind the batches in flight,
+// Sends a batch of operations that form one transaction behind the batches sent before,
 // chained: it commits only if they all did. False when it cannot be (then nothing was
 // sent and `ops` are untouched).
 bool write_stream::send_chained(std::vector<op_ptr>& ops) {
     if (std::any_of(ops.begin(), ops.end(), [](const op_ptr& op) { return op->own_segment; })) return false;
     if (!chain_ || !chain_->usable()) return false;
-    auto f = std::make_unique<flight>();
+    auto f = std::make_unique<sent_batch>();
     f->left = ops.size();
     f->ops = std::move(ops);
     build(f->ops, f->p, {}, f->left);
@@ -542,29 +543,29 @@ bool write_stream::send_chained(std::vector<op_ptr>& ops) {
         ops = std::move(f->ops);
         return false;
     }
-    if (!flights_.empty()) ++chained_;
-    flights_.push_back(std::move(f));
+    if (!sent_batches_.empty()) ++chained_;
+    sent_batches_.push_back(std::move(f));
     return true;
 }
 
-// Receives the results of the oldest batch in flight. If any of its operations is not
+// Receives the results of the oldest batch sent. If any of its operations is not
 // written, the batches chained behind it did not run: they are received too, and all of
 // them written again, in order, one batch after the other.
-asio::awaitable<void> write_stream::land() {
-    auto f = std::move(flights_.front());
-    flights_.pop_front();
+asio::awaitable<void> write_stream::receive_oldest() {
+    auto f = std::move(sent_batches_.front());
+    sent_batches_.pop_front();
     auto r = co_await chain_->receive(pool_.run_timeout());
     ++batches_;
     round_state st;
     const auto o = analyze(f->ops, f->p, r, st, f->left);
     if (f->left == 0) co_return;
-    std::vector<std::unique_ptr<flight>> behind;
-    while (!flights_.empty()) {
-        auto next = std::move(flights_.front());
-        flights_.pop_front();
+    std::vector<std::unique_ptr<sent_batch>> behind;
+    while (!sent_batches_.empty()) {
+        auto next = std::move(sent_batches_.front());
+        sent_batches_.pop_front();
         auto rn = co_await chain_->receive(pool_.run_timeout());
         round_state stn;
-        analyze(next->ops, next->p, rn, stn, next->left);  // skipped by the server: normally settles nothing
+        analyze(next->ops, next->p, rn, stn, next->left);  // skipped by the server: normally completes nothing
         behind.push_back(std::move(next));
     }
     chain_.reset();

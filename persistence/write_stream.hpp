@@ -11,11 +11,11 @@
 // in one round trip (pipeline, prepared statements); an operation marked own_segment (a
 // SQL action statement) gets its own sync segment instead, outside the transaction.
 //
-// Two batches in flight: a batch that is one transaction is sent while the one before
+// Two batches sent at once: a batch that is one transaction is sent while the one before
 // it still runs, chained to it on the same connection (no Sync between them), so the
 // server runs it only once the one before committed; the stream meanwhile completes the
 // operations of the first. When a batch fails, the one chained behind it has not run, and
-// both are written again in order. Other batches wait until nothing is in flight.
+// both are written again in order. Other batches wait until every batch sent is answered.
 // The operations of an op_group (message rows and acks) between two other operations
 // are written as one statement for all of them (see op_group).
 //
@@ -30,7 +30,7 @@
 // reconnected (the pool prepares its statements again). Nothing queued is dropped,
 // except at shutdown when the flush deadline passes.
 //
-// Threading: push(), over_bound(), park(), stats() and stop() may be called from any
+// Threading: push(), over_bound(), hold_back(), stats() and stop() may be called from any
 // thread; the stream's work runs on the pool's executor. Completion callbacks run on
 // that executor, without any lock of the stream held.
 #include <boost/asio/awaitable.hpp>
@@ -118,7 +118,7 @@ struct stream_params {
     // the batch, payloads and all, is built in memory.
     std::size_t batch_bytes = 32u << 20;
     std::chrono::milliseconds batch_delay{2};
-    std::uint64_t max_pending = 100'000;        // rows queued or in flight
+    std::uint64_t max_pending = 100'000;        // rows queued or being written
     std::uint64_t max_pending_bytes = 256ull << 20;
     // The pause before writing a batch again after a connection error.
     std::chrono::milliseconds retry_min{50};
@@ -137,8 +137,8 @@ struct stream_stats {
     std::uint64_t rounds_after_error = 0;    // batches written again after a failing row
     std::uint64_t grouped = 0;          // operations written with their group, in one statement
     std::uint64_t connection_retries = 0;    // batches written again after a connection error
-    std::uint64_t chained = 0;          // batches sent while another was in flight
-    std::uint64_t pending = 0;          // queued or in flight
+    std::uint64_t chained = 0;          // batches sent while another awaited its results
+    std::uint64_t pending = 0;          // queued or being written
     std::uint64_t pending_bytes = 0;
 };
 
@@ -164,7 +164,7 @@ public:
     // More rows or bytes pending than the bounds allow (`factor` times them).
     bool over_bound(unsigned factor = 1) const noexcept;
     // Keeps `hold` until the stream is back under its bounds (publish_ack = async).
-    void park(publish_hold hold);
+    void hold_back(publish_hold hold);
 
     // Any thread: write what is queued without waiting for batch_delay, and end once the
     // queue is empty (operations pushed meanwhile are still taken). At `deadline`
@@ -183,7 +183,7 @@ private:
     struct segment;
     struct gathered;
     struct plan;
-    struct flight;
+    struct sent_batch;
     // How the rounds of one batch are written after failures.
     struct round_state {
         bool isolate = false;   // one transaction per operation
@@ -196,10 +196,10 @@ private:
         bool row_error = false;
         bool group_error = false;
     };
-    static constexpr std::size_t max_flights = 2;
-    // How long the next batch may fill while one is in flight before the stream reads the
-    // results of the one in flight (completing its operations, releasing its PUBACKs).
-    static constexpr std::chrono::milliseconds max_wait_in_flight{5};
+    static constexpr std::size_t max_sent_batches = 2;
+    // How long the next batch may fill while one sent awaits its results before the stream
+    // reads them (completing its operations, releasing its PUBACKs).
+    static constexpr std::chrono::milliseconds max_wait_for_sent{5};
 
     boost::asio::awaitable<void> run();
     void build(std::vector<op_ptr>& ops, plan& p, const round_state& st, std::size_t& left);
@@ -207,13 +207,13 @@ private:
     boost::asio::awaitable<void> execute(std::vector<op_ptr>& ops, std::size_t left, round_state st);
     void abandon(std::vector<op_ptr>& ops);
     bool send_chained(std::vector<op_ptr>& ops);
-    boost::asio::awaitable<void> land();
+    boost::asio::awaitable<void> receive_oldest();
     boost::asio::awaitable<void> pause(clock::duration d);
     clock::duration backoff(unsigned attempt) const;
     void report(const stream_op& op, const pg::step_result& r);
-    void settle(op_ptr& op);  // bookkeeping once an op is finished
-    void fail(op_ptr& op, const pg::step_result& r);  // an op that will not be written, settled
-    void release_parked_if_under();
+    void complete(op_ptr& op);  // bookkeeping once an op is done or failed
+    void fail(op_ptr& op, const pg::step_result& r);  // an op that will not be written, completed
+    void release_held_back_if_under();
     bool abandoning() const noexcept { return abandon_.load(); }
 
     pg::pool& pool_;
@@ -227,10 +227,10 @@ private:
     std::deque<op_ptr> queue_;
     bool sleeping_ = false;  // the coroutine waits for rows (a push should wake it)
     bool stopping_ = false;
-    std::vector<publish_hold> parked_;
+    std::vector<publish_hold> held_back_;
 
     // Batches sent on chain_ whose results have not been received (executor only).
-    std::deque<std::unique_ptr<flight>> flights_;
+    std::deque<std::unique_ptr<sent_batch>> sent_batches_;
     pg::pooled_connection chain_;
 
     std::atomic<std::uint64_t> pending_{0};

@@ -14,10 +14,11 @@ using wire::string_sink;
 
 bool is_v5(protocol_version v) { return v == protocol_version::v5; }
 
-// Strings longer than a length prefix can say are cut to fit: encoding stays total.
+// The size pass, which runs over the whole packet before a byte is written, notes a value
+// longer than its prefix can say; the packet is then refused, so the cast never cuts.
 template <class Sink>
 void put_binary(Sink& s, std::string_view v) {
-    v = v.substr(0, 0xFFFF);
+    if constexpr (std::is_same_v<Sink, size_sink>) s.string_too_long |= v.size() > max_string_size;
     s.u16(static_cast<std::uint16_t>(v.size()));
     s.bytes(v);
 }
@@ -51,10 +52,12 @@ void put_properties(Sink& s, const properties& props) {
     size_sink length;
     for (const auto& p : props) put_property(length, p);
     s.varint(static_cast<std::uint32_t>(length.size));
-    if constexpr (std::is_same_v<Sink, size_sink>)
+    if constexpr (std::is_same_v<Sink, size_sink>) {
         s.size += length.size;
-    else
+        s.string_too_long |= length.string_too_long;
+    } else {
         for (const auto& p : props) put_property(s, p);
+    }
 }
 
 // The 5.0 forms of acks (2, 3 or 4+ bytes) and of DISCONNECT and AUTH (0, 1 or 2+ bytes):
@@ -201,26 +204,66 @@ struct body_writer {
     }
 };
 
-std::size_t body_size(const packet& p, protocol_version v) {
+// Sets ec for a packet no form can express.
+std::size_t body_size(const packet& p, protocol_version v, std::error_code& ec) {
     size_sink s;
     std::visit(body_writer<size_sink>{s, v}, p);
+    if (s.string_too_long)
+        ec = encode_error::string_too_long;
+    else if (s.size > varint_max)
+        ec = encode_error::packet_too_large;
+    else
+        ec.clear();
     return s.size;
 }
 
+class category final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "mqtt.encode"; }
+    std::string message(int value) const override {
+        switch (static_cast<encode_error>(value)) {
+        case encode_error::string_too_long: return "a string or binary value is longer than 65,535 bytes";
+        case encode_error::packet_too_large:
+            return "the packet is longer than 268,435,455 bytes after its fixed header";
+        }
+        return "unknown encoder error";
+    }
+};
+
 }  // namespace
 
-std::size_t encoded_size(const packet& p, protocol_version v) {
-    const auto body = body_size(p, v);
+const std::error_category& encode_category() noexcept {
+    static const category instance;
+    return instance;
+}
+
+std::size_t encoded_size(const packet& p, protocol_version v, std::error_code& ec) {
+    const auto body = body_size(p, v, ec);
+    if (ec) return 0;
     return 1 + varint_size(static_cast<std::uint32_t>(body)) + body;
 }
 
-void encode(const packet& p, protocol_version v, std::string& out) {
-    const auto body = body_size(p, v);
+std::size_t encoded_size(const packet& p, protocol_version v) {
+    std::error_code ec;
+    const auto size = encoded_size(p, v, ec);
+    if (ec) throw std::system_error(ec, "mqtt::encoded_size");
+    return size;
+}
+
+void encode(const packet& p, protocol_version v, std::string& out, std::error_code& ec) {
+    const auto body = body_size(p, v, ec);
+    if (ec) return;
     out.reserve(out.size() + 1 + varint_size(static_cast<std::uint32_t>(body)) + body);
     string_sink s{out};
     s.u8(first_byte(p));
     s.varint(static_cast<std::uint32_t>(body));
     std::visit(body_writer<string_sink>{s, v}, p);
+}
+
+void encode(const packet& p, protocol_version v, std::string& out) {
+    std::error_code ec;
+    encode(p, v, out, ec);
+    if (ec) throw std::system_error(ec, "mqtt::encode");
 }
 
 std::string encode(const packet& p, protocol_version v) {

@@ -94,6 +94,7 @@ struct string_sink {
 
 struct size_sink {
     std::size_t size = 0;
+    bool string_too_long = false;  // the encoder's length-prefixed values note it here
     void u8(std::uint8_t) noexcept { size += 1; }
     void u16(std::uint16_t) noexcept { size += 2; }
     void u32(std::uint32_t) noexcept { size += 4; }

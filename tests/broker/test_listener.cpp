@@ -120,7 +120,7 @@ TEST_CASE("listener: connections are accepted and served on every I/O thread") {
         std::lock_guard lock(m);
         threads.insert(std::this_thread::get_id());
     });
-    // Each connection lands on either thread; 32 on one alone would be one chance in 2^31.
+    // Each connection goes to either thread; 32 on one alone would be one chance in 2^31.
     std::vector<std::unique_ptr<raw_client>> clients;
     for (int i = 0; i < 32; ++i) clients.push_back(std::make_unique<raw_client>(rb.port(), "threads-" + std::to_string(i)));
     // The CONNACK is written after the handler has run.
@@ -149,7 +149,7 @@ TEST_CASE("listener: while one I/O thread is busy, the others still accept and s
 
     raw_client holder(rb.port(), "holder");
     REQUIRE(entered.get_future().wait_for(10s) == std::future_status::ready);
-    // About half land on the held thread; all 32 there would be one chance in 2^32.
+    // About half go to the held thread; all 32 there would be one chance in 2^32.
     std::vector<std::unique_ptr<raw_client>> others;
     for (int i = 0; i < 32; ++i) others.push_back(std::make_unique<raw_client>(rb.port(), "other-" + std::to_string(i)));
     auto any_served = [&] {

@@ -119,7 +119,7 @@ struct env {
     }
 
     // Waits until everything pushed so far has been written.
-    void settle() {
+    void wait_written() {
         REQUIRE(wait_until([&] { return be.stats().pending == 0; }));
     }
     std::int64_t scalar(const std::string& q, std::initializer_list<pg::param> ps = {}) {
@@ -155,7 +155,7 @@ TEST_CASE("client state: connected, a late disconnect of an older connection, di
     const auto t0 = std::chrono::system_clock::now() - std::chrono::seconds(5);
     const auto t1 = std::chrono::system_clock::now();
     e.bus.client_connected({id, "", {}, t1});
-    e.settle();
+    e.wait_written();
     CHECK(e.scalar("SELECT state FROM mqtt_client WHERE clientid = $1", {id}) == 1);
     auto r = e.admin.sql("SELECT node, offline_at IS NULL, created IS NOT NULL FROM mqtt_client WHERE clientid = $1", {id});
     CHECK(r.rows.get(0, 0) == "mqttd@unit");
@@ -163,11 +163,11 @@ TEST_CASE("client state: connected, a late disconnect of an older connection, di
     CHECK(r.rows.get(0, 2) == "t");
 
     e.bus.client_disconnected({id, "", {}, t0});  // the taken-over connection, late
-    e.settle();
+    e.wait_written();
     CHECK(e.scalar("SELECT state FROM mqtt_client WHERE clientid = $1", {id}) == 1);
 
     e.bus.client_disconnected({id, "", {}, t1});
-    e.settle();
+    e.wait_written();
     CHECK(e.scalar("SELECT state FROM mqtt_client WHERE clientid = $1", {id}) == 0);
     CHECK(e.scalar("SELECT count(*) FROM mqtt_client WHERE clientid = $1 AND offline_at IS NOT NULL", {id}) == 1);
 }
@@ -193,7 +193,7 @@ TEST_CASE("publish: QoS 1 stored and held until committed; QoS 0 and empty retai
     CHECK(rows_at_release.load() == 1);
     e.bus.message_publish({sender, "", {}, {}}, make_msg(topic, "q0", mqtt::qos::at_most_once, false, sender), nullptr);
     e.bus.message_publish({sender, "", {}, {}}, make_msg(topic, "", mqtt::qos::at_least_once, true, sender), nullptr);
-    e.settle();
+    e.wait_written();
     CHECK(e.scalar("SELECT count(*) FROM mqtt_msg WHERE sender = $1", {sender}) == 1);
     auto r = e.admin.sql("SELECT payload, qos, retain, topic FROM mqtt_msg WHERE msgid = $1", {m1->msgid});
     CHECK(r.rows.get(0, 0) == "\\x62696e00ff");
@@ -209,12 +209,12 @@ TEST_CASE("retained messages: stored, served for wildcard filters with the retai
     e.bus.message_publish(pub, make_msg(base + "/a", "A", mqtt::qos::at_least_once, true, "p"), nullptr);
     e.bus.message_publish(pub, make_msg(base + "/b/c", std::string("\x80\x81", 2), mqtt::qos::at_most_once, true, "p"), nullptr);
     e.bus.message_publish(pub, make_msg(base + "/a", "A2", mqtt::qos::exactly_once, true, "p"), nullptr);
-    e.settle();
+    e.wait_written();
     CHECK(e.scalar("SELECT count(*) FROM mqtt_retain WHERE topic LIKE $1", {base + "/%"}) == 2);
 
     const client_info sub{"unit_ret_sub", "", {}, {}};
     e.bus.session_subscribed({sub, base + "/#", mqtt::qos::at_least_once, false});
-    e.settle();
+    e.wait_written();
     auto ds = e.broker.take();
     // on_message_fetch created a pointer (nothing delivered); on_retain_lookup delivered.
     REQUIRE(ds.size() == 1);
@@ -228,19 +228,19 @@ TEST_CASE("retained messages: stored, served for wildcard filters with the retai
     CHECK(ds[0].msgs[1]->payload.view() == std::string("\x80\x81", 2));
 
     e.bus.session_subscribed({sub, base + "/+", mqtt::qos::at_most_once, false});
-    e.settle();
+    e.wait_written();
     ds = e.broker.take();
     REQUIRE(ds.size() == 1);
     REQUIRE(ds[0].msgs.size() == 1);
     CHECK(ds[0].msgs[0]->topic == base + "/a");
 
     e.bus.message_publish(pub, make_msg(base + "/a", "", mqtt::qos::at_most_once, true, "p"), nullptr);
-    e.settle();
+    e.wait_written();
     CHECK(e.scalar("SELECT count(*) FROM mqtt_retain WHERE topic LIKE $1", {base + "/%"}) == 1);
 
     // Shared subscriptions get no retained messages.
     e.bus.session_subscribed({sub, "$share/g/" + base + "/#", mqtt::qos::at_least_once, false});
-    e.settle();
+    e.wait_written();
     CHECK(e.broker.take().empty());
 }
 
@@ -257,7 +257,7 @@ TEST_CASE("offline fetch: pointer at the newest on first subscribe, then the unr
         e.bus.message_publish(pub, before.back(), nullptr);
     }
     e.bus.session_subscribed({sub, base + "/+", mqtt::qos::at_least_once, false});
-    e.settle();
+    e.wait_written();
     CHECK(e.broker.take().empty());  // a first subscription gets no history
     const auto newest_old = e.scalar("SELECT max(id) FROM mqtt_msg WHERE msgid = $1", {before.back()->msgid});
     CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {cid, base + "/+"}) == newest_old);
@@ -270,7 +270,7 @@ TEST_CASE("offline fetch: pointer at the newest on first subscribe, then the unr
     e.bus.message_publish(pub, make_msg(base + "/x/deeper", "no", mqtt::qos::at_least_once, false, "p"), nullptr);
     // A new session subscribing again (existed = false): the unread ones, oldest first.
     e.bus.session_subscribed({sub, base + "/+", mqtt::qos::exactly_once, false});
-    e.settle();
+    e.wait_written();
     auto ds = e.broker.take();
     REQUIRE(ds.size() == 1);
     CHECK_FALSE(ds[0].retained);
@@ -283,7 +283,7 @@ TEST_CASE("offline fetch: pointer at the newest on first subscribe, then the unr
     }
     // A resumed session (existed = true) is not fetched for again.
     e.bus.session_subscribed({sub, base + "/+", mqtt::qos::at_least_once, true});
-    e.settle();
+    e.wait_written();
     CHECK(e.broker.take().empty());
 
     // Ack the third, then the first: the pointer passes the first only, the second is
@@ -291,14 +291,14 @@ TEST_CASE("offline fetch: pointer at the newest on first subscribe, then the unr
     const auto pointer = [&] { return e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {cid, base + "/+"}); };
     e.bus.message_acked({sub, ds[0].msgs[2]});
     e.bus.message_acked({sub, ds[0].msgs[0]});
-    e.settle();
+    e.wait_written();
     const auto first = e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {unread[0]->msgid});
     CHECK(pointer() == first);
 
     // An ack of a live message (one without a row) fetches nothing: the session queue
     // never drops stored messages for live ones, so the second is still coming.
     e.bus.message_acked({sub, make_msg(base + "/x", "ghost", mqtt::qos::at_least_once, false, "p")});
-    e.settle();
+    e.wait_written();
     CHECK(pointer() == first);
     CHECK(e.broker.take().empty());
 
@@ -307,7 +307,7 @@ TEST_CASE("offline fetch: pointer at the newest on first subscribe, then the unr
     // once those are acknowledged, in stored order.
     e.broker.stored_room = 2;
     e.bus.session_subscribed({sub, base + "/+", mqtt::qos::at_least_once, false});
-    e.settle();
+    e.wait_written();
     ds = e.broker.take();
     REQUIRE(ds.size() == 1);
     REQUIRE(ds[0].msgs.size() == 2);
@@ -315,7 +315,7 @@ TEST_CASE("offline fetch: pointer at the newest on first subscribe, then the unr
     e.broker.stored_room = std::numeric_limits<std::size_t>::max();
     e.bus.message_acked({sub, ds[0].msgs[0]});
     e.bus.message_acked({sub, ds[0].msgs[1]});
-    e.settle();
+    e.wait_written();
     CHECK(pointer() == e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {unread[2]->msgid}));
     ds = e.broker.take();
     REQUIRE(ds.size() == 1);
@@ -326,7 +326,7 @@ TEST_CASE("offline fetch: pointer at the newest on first subscribe, then the unr
     const auto before_unsubscribe = pointer();
     e.bus.session_unsubscribed({sub, base + "/+", mqtt::qos::at_most_once, true});
     e.bus.message_acked({sub, ds[0].msgs[0]});
-    e.settle();
+    e.wait_written();
     CHECK(pointer() == before_unsubscribe);
 }
 
@@ -340,14 +340,14 @@ TEST_CASE("max_returned_count bounds a page; the next page follows once the page
     const client_info sub{pgtest::unique("unit_limit"), "", {}, {}};
     const auto pointer = [&] { return e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {sub.clientid, t}); };
     e.bus.session_subscribed({sub, t, mqtt::qos::at_least_once, false});
-    e.settle();
+    e.wait_written();
     std::vector<message_ptr> ms;
     for (int i = 0; i < 5; ++i) {
         ms.push_back(make_msg(t, std::to_string(i), mqtt::qos::at_least_once, false, "p"));
         e.bus.message_publish({"p", "", {}, {}}, ms.back(), nullptr);
     }
     e.bus.session_subscribed({sub, t, mqtt::qos::at_least_once, false});
-    e.settle();
+    e.wait_written();
     const auto row = [&](const message_ptr& m) { return e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {m->msgid}); };
     const auto page = [&](std::vector<std::string> expected) {
         auto ds = e.broker.take();
@@ -363,13 +363,13 @@ TEST_CASE("max_returned_count bounds a page; the next page follows once the page
     auto live = make_msg(t, "live", mqtt::qos::at_least_once, false, "p");
     e.bus.message_publish({"p", "", {}, {}}, live, nullptr);
     e.bus.message_acked({sub, live});
-    e.settle();
+    e.wait_written();
     CHECK(pointer() == row(ms[1]));
     for (const auto& m : page({"2", "3"})) e.bus.message_acked({sub, m});
-    e.settle();
+    e.wait_written();
     CHECK(pointer() == row(ms[3]));
     for (const auto& m : page({"4"})) e.bus.message_acked({sub, m});
-    e.settle();
+    e.wait_written();
     CHECK(e.broker.take().empty());
     // The backlog is sent: the live ack counts now.
     CHECK(pointer() == row(live));
@@ -386,9 +386,9 @@ TEST_CASE("subscription restore: mqtt_sub rows become subscriptions, which fetch
     auto m = make_msg(t, "waiting", mqtt::qos::at_least_once, false, "p");
     e.bus.message_publish({"p", "", {}, {}}, m, nullptr);
     e.bus.client_connected({cid, "", {}, std::chrono::system_clock::now()});
-    e.settle();
+    e.wait_written();
     REQUIRE(wait_until([&] { return e.broker.count() >= 1; }));
-    e.settle();
+    e.wait_written();
     {
         std::lock_guard lock(e.broker.m_);
         REQUIRE(e.broker.subscribed.size() == 2);
@@ -422,7 +422,7 @@ TEST_CASE("SQL actions: parameters bound, one statement failing alone, payload r
     e.bus.message_publish({evil, "user1", {}, {}}, m, nullptr);
     e.bus.message_publish({evil, "user1", {}, {}}, make_msg("other/a", "x", mqtt::qos::at_least_once, false, evil), nullptr);
     e.bus.client_connected({evil, "", {}, std::chrono::system_clock::now()});
-    e.settle();
+    e.wait_written();
     auto r = admin.sql("SELECT clientid, topic, qos, retain, msgid, payload_text, encode(payload_raw, 'hex'), ts, username FROM " +
                        t + " WHERE msgid IS NOT NULL");
     REQUIRE(r.rows.size() == 1);
@@ -452,7 +452,7 @@ TEST_CASE("detach and attach at runtime") {
     e.be.attach();
     CHECK(e.be.attached());
     e.bus.message_publish({sender, "", {}, {}}, make_msg("unitdetach/a", "2", mqtt::qos::at_least_once, false, sender), nullptr);
-    e.settle();
+    e.wait_written();
     CHECK(e.scalar("SELECT count(*) FROM mqtt_msg WHERE sender = $1", {sender}) == 1);
 }
 
@@ -468,7 +468,7 @@ TEST_CASE("a batch of message rows and acks: one statement each, in order, paylo
     const client_info sub{pgtest::unique("unit_group_sub"), "", {}, {}};
     const client_info pub{"unit_group_pub", "", {}, {}};
     e.bus.session_subscribed({sub, base + "/#", mqtt::qos::at_least_once, false});
-    e.settle();
+    e.wait_written();
 
     const std::vector<std::string> payloads = {
         "plain", "", std::string("\0\xff\x01", 3), "\\x41", "\\x", "a\"b\\c", "{1,2}", "NULL", "tab\tline\n",
@@ -483,7 +483,7 @@ TEST_CASE("a batch of message rows and acks: one statement each, in order, paylo
         if (i == 20) e.bus.message_acked({sub, ms[20]});
         if (i == 25) e.bus.message_acked({sub, ms[15]});
     }
-    e.settle();
+    e.wait_written();
     CHECK(e.be.stats().grouped == 43);
     CHECK(e.be.stats().failed == 0);
     auto r = e.admin.sql("SELECT msgid FROM mqtt_msg WHERE topic LIKE $1 ORDER BY id", {base + "/%"});
@@ -497,7 +497,7 @@ TEST_CASE("a batch of message rows and acks: one statement each, in order, paylo
 
     // A new session reads the rest back, byte for byte.
     e.bus.session_subscribed({sub, base + "/#", mqtt::qos::at_least_once, false});
-    e.settle();
+    e.wait_written();
     auto ds = e.broker.take();
     REQUIRE(ds.size() == 1);
     REQUIRE(ds[0].msgs.size() == ms.size() - 21);
@@ -511,13 +511,13 @@ TEST_CASE("a batch of message rows and acks: one statement each, in order, paylo
     e.bus.message_acked({sub, ds[0].msgs[30 - 21]});
     e.bus.message_acked({sub, make_msg(base + "/0", "o", mqtt::qos::at_least_once, false, "x")});  // no row
     e.bus.message_acked({sub, ds[0].msgs[35 - 21]});
-    e.settle();
+    e.wait_written();
     CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {sub.clientid, base + "/#"}) ==
           twentieth);
     // That ack of a live message (with no row) fetched nothing: the page is still coming.
     CHECK(e.broker.take().empty());
     for (auto i = ds[0].msgs.size(); i-- > 0;) e.bus.message_acked({sub, ds[0].msgs[i]});
-    e.settle();
+    e.wait_written();
     CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {sub.clientid, base + "/#"}) ==
           e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {ms.back()->msgid}));
 
@@ -530,7 +530,7 @@ TEST_CASE("a batch of message rows and acks: one statement each, in order, paylo
     other_msg->msgid = other;
     e.bus.message_acked({sub, other_msg});
     e.bus.message_acked({sub, ms[36]});
-    e.settle();
+    e.wait_written();
     CHECK(e.scalar("SELECT mid FROM mqtt_acked WHERE clientid = $1 AND topic = $2", {sub.clientid, base + "/#"}) ==
           e.scalar("SELECT id FROM mqtt_msg WHERE msgid = $1", {other}));
 
@@ -550,7 +550,7 @@ TEST_CASE("a batch of message rows and acks: one statement each, in order, paylo
             e.bus.message_publish(pub, more.back(), nullptr);
         }
     }
-    e.settle();
+    e.wait_written();
     CHECK(unfit_reason.load() == static_cast<int>(mqtt::reason_code::topic_name_invalid));
     CHECK(e.be.stats().unfit == 1);
     CHECK(e.be.stats().failed == 0);
@@ -576,7 +576,7 @@ TEST_CASE("ack pointers are followed while the session lives: not after its end,
     auto m1 = make_msg(t, "1", mqtt::qos::at_least_once, false, "p");
     e.bus.message_publish({"p", "", {}, {}}, m1, nullptr);
     e.bus.message_acked({c, m1});
-    e.settle();
+    e.wait_written();
     CHECK(pointer() == row_id(m1));
 
     // The session ended: its acks are no longer followed, and nothing is kept for it.
@@ -585,21 +585,21 @@ TEST_CASE("ack pointers are followed while the session lives: not after its end,
     auto m2 = make_msg(t, "2", mqtt::qos::at_least_once, false, "p");
     e.bus.message_publish({"p", "", {}, {}}, m2, nullptr);
     e.bus.message_acked({c, m2});
-    e.settle();
+    e.wait_written();
     CHECK(pointer() == row_id(m1));
 
     // s2 is taken over by s3 (clean start), and s2's end is told late.
     e.bus.session_subscribed({c, t, mqtt::qos::at_least_once, false, 0, s2});
     e.bus.session_subscribed({c, t, mqtt::qos::at_least_once, false, 0, s3});
     e.bus.session_terminated({c.clientid, s2});
-    e.settle();
+    e.wait_written();
     // s3 fetched m2, stored while no session followed the pointer.
     auto ds = e.broker.take();
     REQUIRE(ds.size() == 1);
     REQUIRE(ds[0].msgs.size() == 1);
     CHECK(ds[0].msgs[0]->msgid == m2->msgid);
     e.bus.message_acked({c, ds[0].msgs[0]});
-    e.settle();
+    e.wait_written();
     CHECK(pointer() == row_id(m2));
     e.bus.session_terminated({c.clientid, s3});
 
@@ -612,7 +612,7 @@ TEST_CASE("ack pointers are followed while the session lives: not after its end,
     CHECK(e.be.stats().tracked_clients == tracked_before + 300);
     for (int i = 0; i < 300; ++i) e.bus.session_terminated({c.clientid + "_" + std::to_string(i), s1});
     CHECK(e.be.stats().tracked_clients == tracked_before);
-    e.settle();
+    e.wait_written();
 }
 
 TEST_CASE("retain lookup honours Retain Handling: 2 never, 1 only for a new subscription") {
@@ -620,7 +620,7 @@ TEST_CASE("retain lookup honours Retain Handling: 2 never, 1 only for a new subs
     env e(d, seed_hooks);
     const auto t = "unitrh/" + pgtest::unique("rh");
     e.bus.message_publish({"p", "", {}, {}}, make_msg(t, "kept", mqtt::qos::at_least_once, true, "p"), nullptr);
-    e.settle();
+    e.wait_written();
     const client_info sub{pgtest::unique("unit_rh"), "", {}, {}};
     auto retained_deliveries = [&] {
         std::size_t n = 0;
@@ -628,16 +628,16 @@ TEST_CASE("retain lookup honours Retain Handling: 2 never, 1 only for a new subs
         return n;
     };
     e.bus.session_subscribed({sub, t, mqtt::qos::at_most_once, false, 2});
-    e.settle();
+    e.wait_written();
     CHECK(retained_deliveries() == 0);
     e.bus.session_subscribed({sub, t, mqtt::qos::at_most_once, true, 1});
-    e.settle();
+    e.wait_written();
     CHECK(retained_deliveries() == 0);
     e.bus.session_subscribed({sub, t, mqtt::qos::at_most_once, false, 1});
-    e.settle();
+    e.wait_written();
     CHECK(retained_deliveries() == 1);
     e.bus.session_subscribed({sub, t, mqtt::qos::at_most_once, true, 0});
-    e.settle();
+    e.wait_written();
     CHECK(retained_deliveries() == 1);
 }
 

@@ -163,7 +163,7 @@ TEST_CASE("a failing row fails alone: logged once with its SQLSTATE, the others 
     bool grouped = false;
     SUBCASE("one statement per row") {}
     SUBCASE("grouped rows") { grouped = true; }
-    // A long delay: the rows land in one batch, however slowly they are pushed.
+    // A long delay: the rows go in one batch, however slowly they are pushed.
     fixture f(d, 1000, 300ms);
     f.stream->start();
     std::atomic<int> done{0}, failed{0};
@@ -199,7 +199,7 @@ TEST_CASE("batches chained behind a failing one run only after it is written aga
     bool grouped = false;
     SUBCASE("one statement per row") {}
     SUBCASE("grouped rows") { grouped = true; }
-    // Small batches pushed at once: each is sent while the one before is in flight.
+    // Small batches pushed at once: each is sent while the one before still awaits its results.
     fixture f(d, 10, 1ms);
     f.stream->start();
     std::atomic<int> done{0}, failed{0};
@@ -320,7 +320,7 @@ TEST_CASE("the hold of a row that fails is released with a failure, never as sto
         CHECK(outcome[i] == (i == 4 ? mqtt::reason_code::unspecified_error : mqtt::reason_code::success));
 }
 
-TEST_CASE("over the bound: rows that cannot wait are refused, the others queued; parked holds wait") {
+TEST_CASE("over the bound: rows that cannot wait are refused, the others queued; held-back holds wait") {
     PGTEST_REQUIRE_DSN(d);
     asio::io_context admin_io;
     pgtest::session admin(admin_io, d);
@@ -354,17 +354,17 @@ TEST_CASE("over the bound: rows that cannot wait are refused, the others queued;
     CHECK(s.stats().refused == 2);
     CHECK(s.stats().pending == 20);
 
-    std::atomic<bool> parked_released{false};
-    s.park(std::make_shared<mqttd::publish_token>([&](mqtt::reason_code) { parked_released = true; }));
+    std::atomic<bool> held_back_released{false};
+    s.hold_back(std::make_shared<mqttd::publish_token>([&](mqtt::reason_code) { held_back_released = true; }));
     std::this_thread::sleep_for(100ms);
-    CHECK_FALSE(parked_released.load());
+    CHECK_FALSE(held_back_released.load());
 
     // Shutdown with the server away: the rows are abandoned (logged), holds released.
     s.stop(std::chrono::steady_clock::now() + 300ms);
     CHECK(s.wait_stopped(std::chrono::steady_clock::now() + 5s));
     CHECK(s.stats().abandoned == 20);
     CHECK(s.stats().pending == 0);
-    CHECK(parked_released.load());
+    CHECK(held_back_released.load());
     io.sync([&] { pool.close(); });
     admin.sql("DROP TABLE " + table);
 }
@@ -447,7 +447,7 @@ TEST_CASE("a failure at COMMIT (deferred constraint): the rows are written one b
     f.admin.sql("DROP TABLE " + t);
 }
 
-TEST_CASE("a long batch_delay does not hold back the batch in flight") {
+TEST_CASE("a long batch_delay does not delay the results of the batch sent") {
     PGTEST_REQUIRE_DSN(d);
     // A full batch goes out at once; one more row waits for batch_delay (10 s). The full
     // batch's rows complete meanwhile, not after the next batch's delay.
@@ -461,7 +461,7 @@ TEST_CASE("a long batch_delay does not hold back the batch in flight") {
 
 TEST_CASE("a batch failing at COMMIT: the batches chained behind it run after it is written again") {
     PGTEST_REQUIRE_DSN(d);
-    // Small batches pushed at once, each sent while the one before is in flight. A failure
+    // Small batches pushed at once, each sent while the one before awaits its results. A failure
     // at COMMIT ends the transaction (no aborted block protects what follows): only the
     // chain keeps the next batches from committing first.
     fixture f(d, 5, 1ms);
@@ -552,7 +552,7 @@ private:
 
 TEST_CASE("grouped operations: one statement per group for many rows, in order, around the ungrouped ones") {
     PGTEST_REQUIRE_DSN(d);
-    // A long delay: every operation lands in one batch, however slowly they are pushed.
+    // A long delay: every operation goes in one batch, however slowly they are pushed.
     fixture f(d, 1000, 300ms);
     const auto other = pgtest::unique("bt_ws_other");
     f.admin.sql("CREATE TABLE " + other + " (id serial, v integer)");
