@@ -77,10 +77,13 @@ void connection::follow_rules() {
         r.flushed(clock::now());
         transport_->shutdown_send();
     }
-    if (!read_active_ && r.wants_input()) {
-        read_active_ = true;
-        asio::post(executor(), [self = shared_from_this()] { self->read_available(); });
-    }
+    resume_reading();
+}
+
+void connection::resume_reading() {
+    if (read_active_ || !rules_->wants_input()) return;
+    read_active_ = true;
+    asio::post(executor(), [self = shared_from_this()] { self->read_available(); });
 }
 
 // ---------------------------------------------------------------- reading
@@ -189,6 +192,8 @@ void connection::start_write() {
     rules_->take_output(writing_, clock::now());
     write_active_ = true;
     transport_->async_write(asio::buffer(writing_), shared_from_this());
+    // The write before this one finished: the output may be back under its bound.
+    resume_reading();
 }
 
 void connection::on_written(const boost::system::error_code& ec, std::size_t n) {

@@ -57,6 +57,7 @@ private:
     void on_written(const boost::system::error_code& ec, std::size_t n) override;
 
     void read_available();
+    void resume_reading();
     // Reads what is there without using it: a closing connection drains what the client
     // still sends, so that closing the socket does not answer it with a reset.
     bool discard_available(boost::system::error_code& ec);
