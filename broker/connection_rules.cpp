@@ -194,6 +194,9 @@ void connection_rules::decode_error(std::error_code ec, std::optional<mqtt::prot
         }
         return;
     }
+    // A second CONNECT is a Protocol Error whatever is wrong inside it [MQTT-3.1.0-2]:
+    // "Unsupported Protocol Version" answers a CONNECT and is no DISCONNECT reason.
+    if (rc == reason_code::unsupported_protocol_version) rc = reason_code::protocol_error;
     close(rc, now);
 }
 

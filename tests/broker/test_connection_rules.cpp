@@ -401,3 +401,13 @@ TEST_CASE("rules: a closing connection that cannot flush ends at the grace") {
     c.rules.tick(c.t);
     CHECK(c.rules.state() == phase::ended);
 }
+
+TEST_CASE("rules: a broken second CONNECT is a Protocol Error, not a CONNECT's refusal") {
+    mqttd::broker b(quiet_options());
+    client c(b);
+    c.connect5("second-connect");
+    // The decoder stops at the second CONNECT's protocol level [MQTT-3.1.0-2].
+    c.rules.decode_error(mqtt::make_error_code(reason_code::unsupported_protocol_version),
+                         mqtt::protocol_version::v5, c.t);
+    CHECK(client::disconnect_reason(c.out()) == reason_code::protocol_error);
+}
