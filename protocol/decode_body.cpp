@@ -216,7 +216,8 @@ connect read_connect(reader& r, std::optional<protocol_version>& version) {
 connack read_connack(reader& r, protocol_version v) {
     connack c;
     const auto flags = r.u8();
-    if (flags & 0xFE) r.fail(malformed_packet);  // [MQTT-3.2.2-1] reserved bits
+    // [MQTT-3.2.2-1] reserved bits; in 3.1 the whole byte is reserved (no session present).
+    if (flags & (v == protocol_version::v31 ? 0xFF : 0xFE)) r.fail(malformed_packet);
     c.session_present = flags & 1;
     c.reason = r.u8();
     if (is_v5(v)) {

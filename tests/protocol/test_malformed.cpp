@@ -172,6 +172,8 @@ std::vector<row> rows() {
         // CONNACK, SUBACK, UNSUBACK (spec 3.2, 3.9, 3.11)
         {"3.1.1 CONNACK return code 6", v311, bytes({0x20, 0x02, 0x00, 0x06}), protocol_error},
         {"CONNACK reserved flag bit [MQTT-3.2.2-1]", v311, bytes({0x20, 0x02, 0x02, 0x00}), malformed_packet},
+        {"3.1 CONNACK with a session-present bit (the byte is reserved)", protocol_version::v31,
+         bytes({0x20, 0x02, 0x01, 0x00}), malformed_packet},
         {"5.0 CONNACK session present with a refusal [MQTT-3.2.2-6]", v5, bytes({0x20, 0x03, 0x01, 0x87, 0x00}),
          protocol_error},
         {"5.0 CONNACK with reason code 0x10", v5, bytes({0x20, 0x03, 0x00, 0x10, 0x00}), protocol_error},
