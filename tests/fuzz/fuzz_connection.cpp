@@ -1,4 +1,5 @@
-// Drives the connection's MQTT rules with arbitrary sequences of packets, raw bytes,
+// Drives the connection's MQTT rules with arbitrary sequences of packets (made to order,
+// then through the encoder and the broker's decoder), raw bytes,
 // timer ticks and completions (writes finishing, holds released), on two connections
 // of one broker whose client ids collide, so that takeovers happen too. It checks what
 // the rules must always keep: every byte they send decodes as packets of the client's
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -21,6 +23,7 @@
 #include "broker/connection_rules.hpp"
 #include "broker/log.hpp"
 #include "protocol/decoder.hpp"
+#include "protocol/encoder.hpp"
 
 namespace {
 
@@ -70,10 +73,11 @@ struct conn {
 
     conn(mqttd::broker& b, rules_clock::time_point now) : rules(b, owner, now), server(b.options().max_packet_size) {}
 
-    // The first CONNECT decides the version and the client's Maximum Packet Size.
+    // The first CONNECT decides the version and the client's Maximum Packet Size; one
+    // after a refusal (the connection closing) decides nothing.
     void note(const mqtt::packet& p) {
         const auto* c = std::get_if<mqtt::connect>(&p);
-        if (!c || version) return;
+        if (!c || version || rules.state() != phase::awaiting_connect) return;
         version = c->version;
         if (auto max = c->props.integer(mqtt::property_id::maximum_packet_size)) reader.set_max_packet_size(*max);
     }
@@ -86,7 +90,12 @@ struct conn {
         std::error_code ec;
         while (reader.next(ec)) {
         }
-        require(!ec);
+        if (ec) {  // say what was sent, for whoever reads the crash
+            std::fprintf(stderr, "the rules sent what the client cannot decode (%s):", ec.message().c_str());
+            for (const unsigned char ch : bytes) std::fprintf(stderr, " %02x", ch);
+            std::fprintf(stderr, "\n");
+            std::abort();
+        }
     }
 
     void after() {
@@ -113,8 +122,10 @@ mqtt::properties some_properties(input& in, bool connect) {
     return p;
 }
 
+// Only packets the broker's decoder could produce: packet identifiers are never 0
+// [MQTT-2.2.1-3].
 mqtt::packet make_packet(input& in, std::uint8_t op) {
-    const auto id = static_cast<std::uint16_t>(in.byte() % 9);
+    const auto id = static_cast<std::uint16_t>(in.byte() % 9 + 1);
     switch (op) {
         case 0: {
             mqtt::connect c;
@@ -130,7 +141,7 @@ mqtt::packet make_packet(input& in, std::uint8_t op) {
                 mqtt::will_message w;
                 w.topic = "will";
                 w.payload = mqtt::shared_payload(std::string_view("w"));
-                w.qos = static_cast<mqtt::qos>(id % 3);
+                w.qos = static_cast<mqtt::qos>((id - 1) % 3);
                 c.will = std::move(w);
             }
             return c;
@@ -141,7 +152,7 @@ mqtt::packet make_packet(input& in, std::uint8_t op) {
             p.topic = topics[flags % topics.size()];
             p.qos = static_cast<mqtt::qos>((flags >> 3) % 3);
             p.retain = flags & 0x40;
-            p.packet_id = p.qos == mqtt::qos::at_most_once ? 0 : static_cast<std::uint16_t>(id + 1);
+            p.packet_id = p.qos == mqtt::qos::at_most_once ? 0 : id;
             p.payload = mqtt::shared_payload(in.bytes(in.byte() % 8));
             p.props = some_properties(in, false);
             return p;
@@ -152,7 +163,7 @@ mqtt::packet make_packet(input& in, std::uint8_t op) {
         case 5: return mqtt::pubcomp{{id}};
         case 6: {
             mqtt::subscribe s;
-            s.packet_id = static_cast<std::uint16_t>(id + 1);
+            s.packet_id = id;
             const auto f = in.byte();
             s.subscriptions.push_back({std::string(filters[f % filters.size()]),
                                        {static_cast<mqtt::qos>((f >> 3) % 3), bool(f & 0x20), bool(f & 0x40),
@@ -161,7 +172,7 @@ mqtt::packet make_packet(input& in, std::uint8_t op) {
         }
         case 7: {
             mqtt::unsubscribe u;
-            u.packet_id = static_cast<std::uint16_t>(id + 1);
+            u.packet_id = id;
             u.filters.emplace_back(filters[in.byte() % filters.size()]);
             return u;
         }
@@ -169,7 +180,7 @@ mqtt::packet make_packet(input& in, std::uint8_t op) {
         default: {
             mqtt::disconnect d;
             d.reason = (id & 1) ? mqtt::reason_code::disconnect_with_will : mqtt::reason_code::success;
-            if (id & 2) d.props.add(mqtt::property_id::session_expiry_interval, std::uint32_t{id});
+            if (id & 2) d.props.add(mqtt::property_id::session_expiry_interval, std::uint32_t{id - 1u});
             return d;
         }
     }
@@ -199,6 +210,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (auto& c : conns) c = std::make_unique<conn>(b, now);
     int connections_left = 16;
 
+    const auto feed = [&](conn& c, std::string_view bytes) {
+        auto& r = c.rules;
+        c.server.feed(bytes);
+        r.received(now);
+        std::error_code ec;
+        while (r.state() == phase::awaiting_connect || r.state() == phase::connected) {
+            auto p = c.server.next(ec);
+            if (ec) {
+                // A refusal before any CONNECT is in the version the decoder saw.
+                if (r.state() == phase::awaiting_connect && !c.version) c.version = c.server.version();
+                r.decode_error(ec, c.server.version(), now);
+                break;
+            }
+            if (!p) break;
+            c.note(*p);
+            r.packet(*p, now);
+        }
+    };
+
     input in(data, size);
     while (!in.empty()) {
         const auto op = in.byte();
@@ -210,23 +240,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         auto& c = *slot;
         auto& r = c.rules;
         switch (const auto kind = op & 0x1f; kind) {
-            case 10: {  // bytes on the wire, through the broker's decoder
-                auto bytes = in.bytes(in.byte());
-                c.server.feed(bytes);
-                r.received(now);
-                std::error_code ec;
-                while (r.state() == phase::awaiting_connect || r.state() == phase::connected) {
-                    auto p = c.server.next(ec);
-                    if (ec) {
-                        r.decode_error(ec, c.server.version(), now);
-                        break;
-                    }
-                    if (!p) break;
-                    c.note(*p);
-                    r.packet(*p, now);
-                }
+            case 10:  // bytes on the wire
+                feed(c, in.bytes(in.byte()));
                 break;
-            }
             case 11: now += std::chrono::milliseconds(std::uint32_t{in.byte()} * 250); [[fallthrough]];
             case 12:
                 for (auto& other : conns) other->rules.tick(now);
@@ -267,9 +283,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             }
             default: {
                 if (kind > 9) break;
-                auto p = make_packet(in, kind);
-                c.note(p);
-                r.packet(p, now);
+                // A packet made to order goes through the encoder and the broker's decoder,
+                // so that the rules see only what a decoder lets through.
+                const auto p = make_packet(in, kind);
+                const auto* connect = std::get_if<mqtt::connect>(&p);
+                const auto v = connect ? connect->version : c.server.version().value_or(mqtt::protocol_version::v311);
+                std::string wire;
+                std::error_code ec;
+                mqtt::encode(p, v, wire, ec);
+                if (!ec) feed(c, wire);
                 break;
             }
         }
