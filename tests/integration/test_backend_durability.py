@@ -13,7 +13,7 @@ import time
 import pytest
 
 import mqtt_raw as raw
-from mqtt_raw import PUBACK, PUBLISH, PUBREC, RawClient
+from mqtt_raw import PUBACK, PUBCOMP, PUBLISH, PUBREC, RawClient
 from test_backend_sql_actions import action_table, hook  # noqa: F401 (a fixture)
 from test_backend_common import (require_pg, scalar, seed_lines, sql, start_pg_broker, started_private_postgres, uid,
                                  wait_for)
@@ -193,6 +193,28 @@ def test_publisher_held_back_is_not_timed_out_for_the_brokers_silence(start_brok
     assert stored(topic, frozen_pg.dsn) == [f"m{i}" for i in range(1, n + 1)]
     watcher.expect_silence(0.5)
     assert "keep-alive timeout" not in b.log()
+
+
+def test_held_qos2_publishes_count_once_against_the_receive_maximum(start_broker, frozen_pg):
+    """A QoS 2 PUBLISH whose PUBREC waits for its commit counts once against the Receive
+    Maximum [MQTT-3.3.4-9], not as a pending ack and again as an unreleased message: a
+    client using the whole window (16) is not disconnected with 0x93."""
+    b = start_pg_broker(start_broker, ["mqtt.max_inflight = 16"], port=frozen_pg.port)
+    c = RawClient("127.0.0.1", b.port, timeout=30)
+    assert c.connect(uid("rm2"), level=5, props=[]).props[raw.RECEIVE_MAXIMUM] == [16]
+    topic = "t/" + uid("rm2")
+    frozen_pg.freeze()
+    n = 16
+    for i in range(1, n + 1):
+        c.send(raw.publish(topic, f"m{i}", qos=2, pid=i, props=[]))
+    c.expect_silence(2.0)  # nothing stored yet, so no PUBREC, and no DISCONNECT either
+    frozen_pg.thaw()
+    recs = [c.expect(PUBREC, 30) for _ in range(n)]
+    assert [(r.pid, r.reason) for r in recs] == [(i, 0) for i in range(1, n + 1)]
+    for i in range(1, n + 1):
+        c.send(raw.pubrel(i))
+    assert [c.expect(PUBCOMP).pid for _ in range(n)] == list(range(1, n + 1))
+    assert stored(topic, frozen_pg.dsn) == [f"m{i}" for i in range(1, n + 1)]
 
 
 def test_failing_sql_action_of_message_publish_fails_the_acknowledgement(start_broker, action_table):

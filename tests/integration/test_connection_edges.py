@@ -88,6 +88,16 @@ def test_pubrel_for_an_unknown_id_is_answered_not_fatal(broker, raw):
     v311.ping()
 
 
+@pytest.mark.parametrize("second", ["valid", "unsupported level"])
+def test_a_second_connect_is_a_protocol_error(broker, raw, second):
+    """[MQTT-3.1.0-2], even for a CONNECT that would be refused for its protocol level:
+    "Unsupported Protocol Version" answers a CONNECT, it is no DISCONNECT reason."""
+    c = raw(broker)
+    c.connect(f"edge-second-{second[0]}", level=5)
+    c.send(raw_mqtt.connect("edge-second", level=5 if second == "valid" else 9))
+    assert [p.reason for p in c.expect_closed() if p.type == DISCONNECT] == [0x82]
+
+
 # ----------------------------------------------------------------- CONNACK and Maximum Packet Size
 
 def test_the_connack_fits_the_client_maximum_packet_size(broker, raw):
