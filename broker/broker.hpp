@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "auth/password_checker.hpp"
 #include "broker/connection_set.hpp"
 #include "broker/hooks.hpp"
 #include "broker/options.hpp"
@@ -51,6 +52,7 @@ public:
     retained_store& retained() noexcept { return retained_; }
     mqttd::router& router() noexcept { return router_; }
     mqttd::stats& counters() noexcept { return stats_; }
+    auth::password_checker& password_checker() noexcept { return password_checker_; }
     std::chrono::steady_clock::time_point started_at() const noexcept { return started_at_; }
 
     // A unique message id (EMQX's msgid column holds up to 60 characters).
@@ -100,6 +102,7 @@ private:
     retained_store retained_;
     mqttd::router router_;
     session_registry sessions_;
+    auth::password_checker password_checker_;
 
     std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
     // After contexts_: destroyed first, while their io_contexts still exist.

@@ -113,6 +113,11 @@ void connection::read_available() {
     // the others of its thread waiting.
     std::size_t budget = 4 * max_read_size;
     auto& r = *rules_;
+    // Packets that came behind a CONNECT whose password was being checked.
+    if (r.state() == connection_rules::phase::connected && decoder_.buffered()) {
+        take_packets(clock::now());
+        follow_rules();
+    }
     for (;;) {
         if (closed_) return;
         if (r.state() == connection_rules::phase::ended) return end_connection();
@@ -155,23 +160,28 @@ void connection::read_available() {
         stats::bump(broker_.counters().bytes_received, n);
         const auto now = clock::now();
         r.received(now);
-        for (;;) {
-            std::error_code derr;
-            auto p = decoder_.next(derr);
-            if (derr) {
-                r.decode_error(derr, decoder_.version(), now);
-                break;
-            }
-            if (!p) break;
-            r.packet(*p, now);
-            if (r.state() != connection_rules::phase::connected) break;
-        }
+        take_packets(now);
         follow_rules();
         if (n >= budget) {
             asio::post(executor(), [self = shared_from_this()] { self->read_available(); });
             return;
         }
         budget -= n;
+    }
+}
+
+void connection::take_packets(clock::time_point now) {
+    auto& r = *rules_;
+    for (;;) {
+        std::error_code derr;
+        auto p = decoder_.next(derr);
+        if (derr) {
+            r.decode_error(derr, decoder_.version(), now);
+            return;
+        }
+        if (!p) return;
+        r.packet(*p, now);
+        if (r.state() != connection_rules::phase::connected) return;
     }
 }
 

@@ -63,7 +63,7 @@ bool connection_rules::input_paused() const noexcept {
     // Back-pressure: while the hooks hold many of this publisher's acks, or while much of
     // what the broker answered is unwritten, the client (and TCP) waits instead of the
     // broker buffering.
-    return pending_acks_.size() >= max_pending_acks() || unwritten() >= output_bound;
+    return connect_waiting_ || pending_acks_.size() >= max_pending_acks() || unwritten() >= output_bound;
 }
 
 bool connection_rules::wants_input() const noexcept {
@@ -93,7 +93,8 @@ connection_rules::clock::time_point connection_rules::deadline() const noexcept 
     }
     if (keepalive_limit_ == clock::duration::zero()) return clock::time_point::max();
     // Not reading while the hooks hold this publisher's acks: the silence is the broker's.
-    if (paused_) return clock::time_point::max();
+    // A password check is not: it counts against the connect timeout.
+    if (paused_ && phase_ == phase::connected) return clock::time_point::max();
     return last_rx_ + keepalive_limit_;
 }
 
@@ -124,6 +125,11 @@ void connection_rules::tick(clock::time_point now) {
 void connection_rules::received(clock::time_point now) { last_rx_ = now; }
 
 void connection_rules::woken(clock::time_point now) {
+    if (connect_waiting_ && password_check_->value != auth::password_checker::verdict::pending) {
+        password_checked(now);
+        note_pause(now);
+        return;
+    }
     flush_acks(now);
     pull_from_session(now);
     note_pause(now);
@@ -243,12 +249,17 @@ void connection_rules::packet(mqtt::packet& p, clock::time_point now) {
 
 // ---------------------------------------------------------------- CONNECT
 
-bool connection_rules::authenticate(const mqtt::connect& c) const {
-    const auto& o = broker_.options();
-    if (!c.username) return o.allow_anonymous;
-    auto it = o.passwords.find(*c.username);
-    if (it == o.passwords.end()) return o.allow_anonymous && o.passwords.empty();
-    return c.password && *c.password == it->second;
+void connection_rules::password_checked(clock::time_point now) {
+    auto c = std::move(connect_waiting_);
+    const auto verdict = password_check_->value.load();
+    password_check_.reset();
+    using v = auth::password_checker::verdict;
+    if (verdict == v::busy) return refuse_connect(reason_code::server_busy, now);
+    if (verdict != v::accepted) {
+        log::info("client {}: wrong password for user {}", c->client_id, client_.username);
+        return refuse_connect(reason_code::bad_user_name_or_password, now);
+    }
+    accept_connect(*c, now);
 }
 
 void connection_rules::refuse_connect(reason_code rc, clock::time_point now) {
@@ -297,14 +308,13 @@ void connection_rules::on_connect(mqtt::connect& c, clock::time_point now) {
         problem_info_ = c.props.integer(mqtt::property_id::request_problem_information).value_or(1) != 0;
     }
 
-    bool assigned = false;
     if (c.client_id.empty()) {
         // 3.1.1 [MQTT-3.1.3-8]: a zero-length id needs a clean session; MQTT 3.1 wants
         // 1 to 23 characters, whatever the session (its CONNACK return code 2).
         if ((!v5() && !c.clean_start) || c.version == mqtt::protocol_version::v31)
             return refuse_connect(reason_code::client_identifier_not_valid, now);
         c.client_id = assigned_client_id(broker_);
-        assigned = true;
+        id_assigned_ = true;
     } else if (c.client_id.size() > o.max_clientid_len ||
                (c.version == mqtt::protocol_version::v31 && c.client_id.size() > 23)) {
         return refuse_connect(reason_code::client_identifier_not_valid, now);
@@ -312,10 +322,30 @@ void connection_rules::on_connect(mqtt::connect& c, clock::time_point now) {
     // Enhanced authentication: this broker offers no method, so any is refused.
     if (c.props.find(mqtt::property_id::authentication_method))
         return refuse_connect(reason_code::bad_authentication_method, now);
-    if (!authenticate(c))
+    if (c.username) {
+        if (auto it = o.passwords.find(*c.username); it != o.passwords.end()) {
+            // Checked on the checker's thread: the I/O thread serves its other
+            // connections meanwhile, reading from this one waits, the connect timeout runs.
+            password_check_ = broker_.password_checker().check(it->second, c.password.value_or(""),
+                                                               [owner = owner_] {
+                                                                   if (auto o = owner.lock()) o->wake();
+                                                               });
+            connect_waiting_ = std::make_unique<mqtt::connect>(std::move(c));
+            if (password_check_->value != auth::password_checker::verdict::pending) password_checked(now);
+            return;
+        }
+    }
+    // No source knows the client (no user name, or one the password file does not list):
+    // in only with allow_anonymous, as EMQX's chain decides.
+    if (!o.allow_anonymous)
         return refuse_connect(c.username && !o.passwords.empty() ? reason_code::bad_user_name_or_password
                                                                  : reason_code::not_authorized,
                               now);
+    accept_connect(c, now);
+}
+
+void connection_rules::accept_connect(mqtt::connect& c, clock::time_point now) {
+    const auto& o = broker_.options();
     const auto keep_alive = keep_alive_for(c.keep_alive);
     if (!keep_alive) return refuse_connect(reason_code::client_identifier_not_valid, now);
     client_.clientid = c.client_id;
@@ -352,7 +382,7 @@ void connection_rules::on_connect(mqtt::connect& c, clock::time_point now) {
     mqtt::connack ack;
     if (v5()) {
         using mqtt::property_id;
-        if (assigned) ack.props.add(property_id::assigned_client_identifier, client_.clientid);
+        if (id_assigned_) ack.props.add(property_id::assigned_client_identifier, client_.clientid);
         // Capped by mqtt.session_expiry_interval: the client is told the interval in force.
         if (expiry != c.props.integer(property_id::session_expiry_interval).value_or(0))
             ack.props.add(property_id::session_expiry_interval, expiry);

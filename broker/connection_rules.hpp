@@ -25,6 +25,7 @@
 #include <system_error>
 #include <unordered_map>
 
+#include "auth/password_checker.hpp"
 #include "broker/ack_gate.hpp"
 #include "broker/fifo.hpp"
 #include "broker/hooks.hpp"
@@ -119,7 +120,10 @@ private:
         std::optional<std::uint16_t> told;
     };
     std::optional<keep_alive_terms> keep_alive_for(std::uint16_t asked) const;
-    bool authenticate(const mqtt::connect& c) const;
+    // The CONNECT's password was checked (on the checker's thread): go on or refuse.
+    void password_checked(clock::time_point now);
+    // The rest of CONNECT, once the client is authenticated.
+    void accept_connect(mqtt::connect& c, clock::time_point now);
     void refuse_connect(mqtt::reason_code rc, clock::time_point now);
     // Inbound topic alias [MQTT-3.3.2.3.4]: resolves or records it; false when the
     // connection was closed for it.
@@ -169,6 +173,10 @@ private:
     clock::time_point phase_since_;      // when closing or lingering began
     clock::duration keepalive_limit_{};  // zero: no keep-alive
     bool paused_ = false;                // input_paused() after the last input
+    // A CONNECT whose password is being checked; reading waits meanwhile.
+    std::unique_ptr<mqtt::connect> connect_waiting_;
+    std::shared_ptr<const auth::password_checker::result> password_check_;
+    bool id_assigned_ = false;  // the client id is the broker's (5.0: told in CONNACK)
 
     session_ptr session_;
     std::uint64_t generation_ = 0;

@@ -3,9 +3,12 @@
 // from the configuration; tests fill it directly).
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "auth/password_hash.hpp"
 
 namespace mqttd {
 
@@ -48,7 +51,8 @@ struct broker_options {
     std::uint16_t server_keepalive = 0;  // 0: the client's keep-alive stands
     std::uint16_t max_keepalive = 0;     // a cap on what clients may ask for; 0: none
     bool allow_anonymous = true;
-    std::unordered_map<std::string, std::string> passwords;  // user name -> password
+    // user name -> stored password (auth.password_file)
+    std::unordered_map<std::string, std::shared_ptr<const auth::password_hash>> passwords;
     std::chrono::seconds sys_interval{60};  // 0: no $SYS topics
     std::chrono::seconds connect_timeout{10};
 };

@@ -2,7 +2,9 @@
 // back with a client-side decoder), the phase and what the connection is asked to do.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -19,7 +21,7 @@ using clock_type = mqttd::connection_rules::clock;
 namespace {
 
 struct recording_owner : mqttd::session_owner {
-    int wakes = 0;
+    std::atomic<int> wakes = 0;  // the password checker wakes from its own thread
     int takeovers = 0;
     void wake() override { ++wakes; }
     void taken_over() override { ++takeovers; }
@@ -410,4 +412,76 @@ TEST_CASE("rules: a broken second CONNECT is a Protocol Error, not a CONNECT's r
     c.rules.decode_error(mqtt::make_error_code(reason_code::unsupported_protocol_version),
                          mqtt::protocol_version::v5, c.t);
     CHECK(client::disconnect_reason(c.out()) == reason_code::protocol_error);
+}
+
+namespace {
+
+mqttd::broker_options with_password(const std::string& user, const std::string& stored) {
+    auto o = quiet_options();
+    o.allow_anonymous = false;
+    std::string why;
+    o.passwords.emplace(user, std::make_shared<const auth::password_hash>(*auth::parse_password_hash(stored, why)));
+    return o;
+}
+
+mqtt::connect connect_as(mqtt::protocol_version v, std::string user, std::string password) {
+    mqtt::connect c;
+    c.version = v;
+    c.client_id = "auth-" + user;
+    c.username = std::move(user);
+    c.password = std::move(password);
+    return c;
+}
+
+// Waits for the checker's wake-up, as the connection would, and hands it to the rules.
+void await_password_check(client& c) {
+    for (int i = 0; i < 1000 && c.owner->wakes == 0; ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE(c.owner->wakes > 0);
+    c.rules.woken(c.t);
+}
+
+}  // namespace
+
+TEST_CASE("rules: a password is checked off the connection's thread; reading waits, the connect timeout runs") {
+    mqttd::broker b(with_password("alice", "$plain$wonderland"));
+    client c(b);
+    c.reader.set_version(mqtt::protocol_version::v5);
+    c.in(connect_as(mqtt::protocol_version::v5, "alice", "wonderland"));
+    CHECK(c.rules.state() == phase::awaiting_connect);
+    CHECK_FALSE(c.rules.wants_input());  // what the client sent behind CONNECT waits
+    CHECK(c.rules.deadline() == c.t + b.options().connect_timeout);
+    await_password_check(c);
+    auto got = c.out();
+    REQUIRE(got.size() == 1);
+    CHECK(std::get<mqtt::connack>(got[0]).reason == 0);
+    CHECK(c.rules.state() == phase::connected);
+    CHECK(c.rules.wants_input());
+}
+
+TEST_CASE("rules: a wrong password is CONNACK 4 (3.1.1) or 0x86 (5.0); a stranger is refused without a check") {
+    mqttd::broker b(with_password("alice", "$plain$wonderland"));
+    client v311(b);
+    v311.reader.set_version(mqtt::protocol_version::v311);
+    v311.in(connect_as(mqtt::protocol_version::v311, "alice", "guess"));
+    await_password_check(v311);
+    auto got = v311.out();
+    REQUIRE(got.size() == 1);
+    CHECK(std::get<mqtt::connack>(got[0]).reason == 4);
+    CHECK(v311.rules.state() == phase::closing);
+
+    client v5(b);
+    v5.reader.set_version(mqtt::protocol_version::v5);
+    v5.in(connect_as(mqtt::protocol_version::v5, "alice", "guess"));
+    await_password_check(v5);
+    got = v5.out();
+    REQUIRE(got.size() == 1);
+    CHECK(std::get<mqtt::connack>(got[0]).reason == static_cast<std::uint8_t>(reason_code::bad_user_name_or_password));
+
+    client stranger(b);
+    stranger.reader.set_version(mqtt::protocol_version::v311);
+    stranger.in(connect_as(mqtt::protocol_version::v311, "mallory", "wonderland"));
+    got = stranger.out();
+    REQUIRE(got.size() == 1);
+    CHECK(std::get<mqtt::connack>(got[0]).reason == 4);
+    CHECK(stranger.owner->wakes == 0);
 }
