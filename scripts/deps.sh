@@ -6,10 +6,13 @@
 #   scripts/deps.sh fuzz    - to build the libFuzzer targets
 set -euo pipefail
 
-build=(g++ pkg-config meson ninja-build libboost1.81-dev libboost-json1.81-dev libpq-dev libfmt-dev doctest-dev libpaho-mqtt-dev libjemalloc-dev)
+# libssl-dev (OpenSSL: SHA-512, PBKDF2) and libcrypt-dev (libxcrypt: bcrypt): password hashes.
+build=(g++ pkg-config meson ninja-build libboost1.81-dev libboost-json1.81-dev libpq-dev libfmt-dev doctest-dev libpaho-mqtt-dev libjemalloc-dev libssl-dev libcrypt-dev)
 server=(postgresql-15 postgresql-client-15)
 # iproute2 (ip, tc, ss) and procps (pgrep): the fault-injection tests (tests/faults).
-tests=(mosquitto-clients python3 python3-paho-mqtt python3-pytest iproute2 procps)
+# mosquitto (its mosquitto_passwd) and apache2-utils (htpasswd -B): password files made
+# by the real tools.
+tests=(mosquitto-clients mosquitto apache2-utils python3 python3-paho-mqtt python3-pytest iproute2 procps)
 fuzz=(clang libclang-rt-14-dev)
 
 want=("${build[@]}")

@@ -163,13 +163,16 @@ def mosquitto_config(settings: dict[str, str], port: int, workdir: Path) -> list
         elif key == "sys_interval":
             out.append(f"sys_interval {max(1, int(_duration_seconds(value)))}")
         elif key == "auth.password_file":
-            # mqttd reads plaintext user:password lines; mosquitto wants hashes.
+            # mqttd's marked plaintext ($plain$) becomes mosquitto's plaintext, hashed
+            # in place by mosquitto_passwd -U; hashed entries are left as they are.
             hashed = workdir / "mosquitto.passwd"
             entries = [line.strip() for line in Path(value).read_text().splitlines()
                        if line.strip() and not line.strip().startswith("#")]
-            hashed.write_text("".join(e + "\n" for e in entries))
-            subprocess.run(["mosquitto_passwd", "-U", str(hashed)], check=True,
-                           capture_output=True, timeout=10)
+            plain = all(":$plain$" in e for e in entries)
+            hashed.write_text("".join(e.replace(":$plain$", ":", 1) + "\n" for e in entries))
+            if plain:
+                subprocess.run(["mosquitto_passwd", "-U", str(hashed)], check=True,
+                               capture_output=True, timeout=10)
             out.append(f"password_file {hashed}")
         else:
             raise ValueError(f"no mosquitto equivalent for {key} = {value}")

@@ -55,7 +55,7 @@ def test_mqttjs_persistent_session_offline_queue(broker, mqttjs, paho):
 def test_mqttjs_refused_connection_reports_return_code(start_broker, tmp_path, mqttjs):
     """A refused CONNECT reaches MQTT.js as an error carrying the CONNACK code (5)."""
     pw = tmp_path / "pw"
-    pw.write_text("u:p\n")
+    pw.write_text("u:$plain$p\n")
     b = start_broker(["allow_anonymous = false", f"auth.password_file = {pw}"])
     js = mqttjs(b, clientId="js-refused")
     ev = js.connect(expect_ok=False)

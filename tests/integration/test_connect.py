@@ -100,7 +100,7 @@ def test_client_id_too_long_rejected(start_broker, paho, raw):
 @pytest.fixture
 def auth_broker(start_broker, tmp_path):
     pw = tmp_path / "passwd"
-    pw.write_text("# test users\nalice:wonderland\nbob:builder\n")
+    pw.write_text("# test users\nalice:$plain$wonderland\nbob:$plain$builder\n")
     return start_broker(["allow_anonymous = false", f"auth.password_file = {pw}"])
 
 
