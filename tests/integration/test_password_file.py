@@ -135,3 +135,16 @@ def test_with_anonymous_access_only_known_users_are_checked(start_broker, tmp_pa
     wrong = raw(b)
     wrong.send(raw_mqtt.connect("chain-alice-wrong", username="alice", password="guess"))
     assert [(p.type, p.return_code) for p in wrong.expect_closed()] == [(raw_mqtt.CONNACK, 4)]
+
+
+def test_packets_sent_behind_the_connect_are_handled_after_the_check(hashed_broker, raw):
+    """A client may send SUBSCRIBE and PUBLISH right behind its CONNECT: they wait while the
+    password is checked, and are handled, in order, once the client is in."""
+    c = raw(hashed_broker)
+    c.send(raw_mqtt.connect("pw-pipelined", username="bcrypt", password="s3cret-2y")
+           + raw_mqtt.subscribe(1, [("pw/pipe", 1)])
+           + raw_mqtt.publish("pw/pipe", b"behind the connect", qos=1, pid=2))
+    assert c.expect(raw_mqtt.CONNACK).return_code == 0
+    assert c.expect(raw_mqtt.SUBACK).granted == [1]
+    got = sorted((p.type, p.payload if p.type == raw_mqtt.PUBLISH else p.pid) for p in (c.recv(), c.recv()))
+    assert got == [(raw_mqtt.PUBLISH, b"behind the connect"), (raw_mqtt.PUBACK, 2)]
