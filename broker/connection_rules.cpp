@@ -1,6 +1,7 @@
 #include "broker/connection_rules.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "broker/broker.hpp"
 #include "broker/log.hpp"
@@ -63,7 +64,7 @@ bool connection_rules::input_paused() const noexcept {
     // Back-pressure: while the hooks hold many of this publisher's acks, or while much of
     // what the broker answered is unwritten, the client (and TCP) waits instead of the
     // broker buffering.
-    return connect_waiting_ || pending_acks_.size() >= max_pending_acks() || unwritten() >= output_bound;
+    return connect_waiting_ || refusal_ || pending_acks_.size() >= max_pending_acks() || unwritten() >= output_bound;
 }
 
 bool connection_rules::wants_input() const noexcept {
@@ -85,6 +86,7 @@ connection_rules::clock::time_point connection_rules::deadline() const noexcept 
         case phase::lingering: return phase_since_ + linger_time;
         default: break;
     }
+    if (refusal_) return refuse_at_;
     if (unwritten() >= output_bound) {
         const auto limit = keepalive_limit_ == clock::duration::zero()
                                ? clock::duration(output_stall_without_keepalive)
@@ -109,6 +111,7 @@ void connection_rules::tick(clock::time_point now) {
         case phase::lingering: end(); return;
         default: break;
     }
+    if (refusal_) return refuse_connect(*std::exchange(refusal_, std::nullopt), now);
     const auto who = client_.clientid.empty() ? std::string("(connecting)") : client_.clientid;
     if (unwritten() >= output_bound) {
         log::info("client {} does not read what is sent to it; closing", who);
@@ -257,7 +260,9 @@ void connection_rules::password_checked(clock::time_point now) {
     if (verdict == v::busy) return refuse_connect(reason_code::server_busy, now);
     if (verdict != v::accepted) {
         log::info("client {}: wrong password for user {}", c->client_id, client_.username);
-        return refuse_connect(reason_code::bad_user_name_or_password, now);
+        refusal_ = reason_code::bad_user_name_or_password;
+        refuse_at_ = now + refusal_delay;
+        return;
     }
     accept_connect(*c, now);
 }
@@ -337,10 +342,13 @@ void connection_rules::on_connect(mqtt::connect& c, clock::time_point now) {
     }
     // No source knows the client (no user name, or one the password file does not list):
     // in only with allow_anonymous, as EMQX's chain decides.
-    if (!o.allow_anonymous)
-        return refuse_connect(c.username && !o.passwords.empty() ? reason_code::bad_user_name_or_password
-                                                                 : reason_code::not_authorized,
-                              now);
+    if (!o.allow_anonymous) {
+        if (!c.username || o.passwords.empty()) return refuse_connect(reason_code::not_authorized, now);
+        // A name the file does not list is answered as a wrong password is, and as late.
+        refusal_ = reason_code::bad_user_name_or_password;
+        refuse_at_ = now + refusal_delay;
+        return;
+    }
     accept_connect(c, now);
 }
 

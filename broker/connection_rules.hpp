@@ -51,6 +51,9 @@ public:
     static constexpr std::chrono::seconds close_grace{5};
     // How long a flushed connection waits for the client to close before it ends.
     static constexpr std::chrono::seconds linger_time{2};
+    // A wrong password is answered this much later, so that guessing is slow; a timer,
+    // not a sleep: the I/O thread serves others meanwhile.
+    static constexpr std::chrono::seconds refusal_delay{1};
     // Inbound topic aliases of one connection hold at most this many bytes of topic names,
     // whatever their count: 65,535 aliases of long topics would pin gigabytes.
     static constexpr std::size_t alias_bytes_bound = 64 * 1024;
@@ -177,6 +180,9 @@ private:
     std::unique_ptr<mqtt::connect> connect_waiting_;
     std::shared_ptr<const auth::password_checker::result> password_check_;
     bool id_assigned_ = false;  // the client id is the broker's (5.0: told in CONNACK)
+    // A refusal for a wrong password, due at refuse_at_.
+    std::optional<mqtt::reason_code> refusal_;
+    clock::time_point refuse_at_;
 
     session_ptr session_;
     std::uint64_t generation_ = 0;

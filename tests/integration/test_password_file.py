@@ -148,3 +148,19 @@ def test_packets_sent_behind_the_connect_are_handled_after_the_check(hashed_brok
     assert c.expect(raw_mqtt.SUBACK).granted == [1]
     got = sorted((p.type, p.payload if p.type == raw_mqtt.PUBLISH else p.pid) for p in (c.recv(), c.recv()))
     assert got == [(raw_mqtt.PUBLISH, b"behind the connect"), (raw_mqtt.PUBACK, 2)]
+
+
+def test_a_refusal_for_credentials_comes_a_second_late(hashed_broker, raw):
+    """Guessing is slow: a wrong password, or a name the file does not list, is answered
+    after a delay, during which the broker serves others (a timer, not a held thread)."""
+    other = raw(hashed_broker)
+    assert other.connect("pw-other", username="plain", password="s3cret-p").return_code == 0
+    for user, password in (("plain", "guess"), ("nobody", "guess")):
+        c = raw(hashed_broker)
+        started = time.monotonic()
+        c.send(raw_mqtt.connect(f"pw-late-{user}", username=user, password=password))
+        other.ping()
+        assert time.monotonic() - started < 0.5, "the broker stopped serving others"
+        ack = c.expect(raw_mqtt.CONNACK, 5)
+        assert ack.return_code == 4
+        assert time.monotonic() - started >= 0.9, f"{user}: refused after {time.monotonic() - started:.2f} s"
