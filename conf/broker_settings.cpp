@@ -106,6 +106,17 @@ const std::map<std::string_view, setter>& setters() {
          [](broker_settings& s, const entry& e) { s.max_keepalive = to_uint<std::uint16_t>(e, 0); }},
         {"allow_anonymous", [](broker_settings& s, const entry& e) { s.allow_anonymous = to_bool(e); }},
         {"auth.password_file", [](broker_settings& s, const entry& e) { s.password_file = e.value; }},
+        {"acl_file", [](broker_settings& s, const entry& e) { s.acl_file = e.value; }},
+        {"acl_nomatch",
+         [](broker_settings& s, const entry& e) {
+             s.acl_nomatch_allow =
+                 to_enum(e, std::array{std::pair{std::string_view("allow"), true}, std::pair{std::string_view("deny"), false}});
+         }},
+        {"acl_deny_action",
+         [](broker_settings& s, const entry& e) {
+             s.acl_deny_disconnect = to_enum(e, std::array{std::pair{std::string_view("ignore"), false},
+                                                           std::pair{std::string_view("disconnect"), true}});
+         }},
         {"log.level",
          [](broker_settings& s, const entry& e) {
              s.log = to_enum(e, std::array{std::pair{std::string_view("debug"), log_level::debug},

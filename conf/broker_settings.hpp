@@ -50,6 +50,9 @@ struct broker_settings {
     std::uint16_t max_keepalive = 0;     // 0: no cap
     bool allow_anonymous = true;
     std::string password_file;  // auth.password_file; empty: none
+    std::string acl_file;       // EMQX's acl.conf format; empty: none
+    bool acl_nomatch_allow = true;     // acl_nomatch = allow|deny (EMQX: allow)
+    bool acl_deny_disconnect = false;  // acl_deny_action = ignore|disconnect (EMQX: ignore)
     log_level log = log_level::info;
     std::chrono::milliseconds sys_interval = std::chrono::minutes(1);  // 0: no $SYS messages
 };
