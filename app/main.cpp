@@ -17,6 +17,7 @@
 
 #include "broker/broker.hpp"
 #include "broker/log.hpp"
+#include "conf/acl_file.hpp"
 #include "conf/password_file.hpp"
 #include "conf/settings.hpp"
 #include "persistence/backend.hpp"
@@ -67,6 +68,10 @@ mqttd::broker_options broker_options_from(const conf::broker_settings& s) {
     o.max_keepalive = s.max_keepalive;
     o.allow_anonymous = s.allow_anonymous;
     if (!s.password_file.empty()) o.passwords = conf::read_password_file(s.password_file);
+    if (!s.acl_file.empty())
+        o.acl = std::make_shared<const std::vector<auth::acl_rule>>(conf::read_acl_file(s.acl_file));
+    o.acl_nomatch_allow = s.acl_nomatch_allow;
+    o.acl_deny_disconnect = s.acl_deny_disconnect;
     o.sys_interval = std::chrono::duration_cast<std::chrono::seconds>(s.sys_interval);
     return o;
 }

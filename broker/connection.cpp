@@ -26,7 +26,7 @@ connection::connection(broker& b, std::unique_ptr<transport> t)
 connection::~connection() = default;
 
 void connection::start(connection_set& set) {
-    rules_.emplace(broker_, weak_from_this(), clock::now());
+    rules_.emplace(broker_, weak_from_this(), clock::now(), transport_->peer_address());
     set_ = &set;
     set.add(shared_from_this());
     read_active_ = true;

@@ -48,11 +48,14 @@ constexpr std::chrono::seconds output_stall_without_keepalive{60};
 
 }  // namespace
 
-connection_rules::connection_rules(broker& b, std::weak_ptr<session_owner> owner, clock::time_point now)
+connection_rules::connection_rules(broker& b, std::weak_ptr<session_owner> owner, clock::time_point now,
+                                   std::string address)
     : broker_(b),
       owner_(std::move(owner)),
       last_rx_(now),
-      keepalive_limit_(b.options().connect_timeout) {}
+      keepalive_limit_(b.options().connect_timeout) {
+    client_.address = std::move(address);
+}
 
 // ---------------------------------------------------------------- flow control
 
@@ -233,7 +236,7 @@ void connection_rules::packet(mqtt::packet& p, clock::time_point now) {
             } else if constexpr (std::is_same_v<T, mqtt::pubcomp>) {
                 on_pubcomp(pkt, now);
             } else if constexpr (std::is_same_v<T, mqtt::subscribe>) {
-                on_subscribe(pkt);
+                on_subscribe(pkt, now);
             } else if constexpr (std::is_same_v<T, mqtt::unsubscribe>) {
                 on_unsubscribe(pkt);
             } else if constexpr (std::is_same_v<T, mqtt::pingreq>) {
@@ -248,6 +251,20 @@ void connection_rules::packet(mqtt::packet& p, clock::time_point now) {
         },
         p);
     note_pause(now);
+}
+
+// ---------------------------------------------------------------- authorization
+
+bool connection_rules::permitted(auth::access a, std::string_view topic) const {
+    const auto& o = broker_.options();
+    if (!o.acl) return o.acl_nomatch_allow;
+    const auth::acl_client who{client_.username, client_.clientid, client_.address};
+    switch (auth::check_acl(*o.acl, who, a, topic)) {
+        case auth::acl_verdict::allow: return true;
+        case auth::acl_verdict::deny: return false;
+        case auth::acl_verdict::no_match: break;
+    }
+    return o.acl_nomatch_allow;
 }
 
 // ---------------------------------------------------------------- CONNECT
@@ -499,6 +516,16 @@ void connection_rules::on_publish(mqtt::publish& p, clock::time_point now) {
         queue_ack(p.packet_id, type, ack_gate::opened(reason_code::payload_format_invalid), now);
         return;
     }
+    if (!permitted(auth::access::publish, p.topic)) {
+        log::info("client {}: publishing to {} is not authorized", client_.clientid, p.topic);
+        if (o.acl_deny_disconnect) return close(reason_code::not_authorized, now);
+        // Not routed. 5.0 says why [MQTT-3.4.2.1]; 3.1.1 has no code for it, so the
+        // message is acknowledged and dropped, as EMQX does; QoS 0 is dropped.
+        if (p.qos != mqtt::qos::at_most_once)
+            queue_ack(p.packet_id, type, ack_gate::opened(v5() ? reason_code::not_authorized : reason_code::success),
+                      now);
+        return;
+    }
     const bool held = p.qos != mqtt::qos::at_most_once && broker_.hooks().has(hookpoint::message_publish);
     ack_gate_ptr gate;
     if (p.qos != mqtt::qos::at_most_once) gate = held ? std::make_shared<ack_gate>() : ack_gate::opened();
@@ -654,13 +681,21 @@ void connection_rules::on_pubcomp(const mqtt::pubcomp& a, clock::time_point now)
 
 // ---------------------------------------------------------------- SUBSCRIBE / UNSUBSCRIBE
 
-void connection_rules::on_subscribe(const mqtt::subscribe& s) {
+void connection_rules::on_subscribe(const mqtt::subscribe& s, clock::time_point now) {
     std::uint32_t sub_id = 0;
     if (v5()) sub_id = s.props.integer(mqtt::property_id::subscription_identifier).value_or(0);
     mqtt::suback ack;
     ack.packet_id = s.packet_id;
     std::vector<subscription_event> events;
     for (const auto& sub : s.subscriptions) {
+        // A shared subscription is checked for the filter it shares.
+        const auto shared = mqtt::parse_shared(sub.filter);
+        if (!permitted(auth::access::subscribe, shared ? shared->filter : std::string_view(sub.filter))) {
+            log::info("client {}: subscribing to {} is not authorized", client_.clientid, sub.filter);
+            if (broker_.options().acl_deny_disconnect) return close(reason_code::not_authorized, now);
+            ack.reasons.push_back(v5() ? static_cast<std::uint8_t>(reason_code::not_authorized) : 0x80);
+            continue;
+        }
         auto r = broker_.add_subscription(session_, sub, sub_id, v5());
         ack.reasons.push_back(v5() || r.reason < 0x80 ? r.reason : 0x80);
         if (r.reason < 0x80)
@@ -792,6 +827,12 @@ void connection_rules::close(std::optional<reason_code> reason, clock::time_poin
 
 message_ptr connection_rules::will_message() {
     if (!will_) return nullptr;
+    // Checked when it is published, as EMQX does: the rules may have changed meanwhile.
+    if (!permitted(auth::access::publish, will_->topic)) {
+        log::info("client {}: its will to {} is not authorized; dropped", client_.clientid, will_->topic);
+        will_.reset();
+        return nullptr;
+    }
     auto m = make_message(std::move(will_->topic), std::move(will_->payload), will_->qos, will_->retain, will_->props);
     will_.reset();
     return m;

@@ -25,6 +25,7 @@
 #include <system_error>
 #include <unordered_map>
 
+#include "auth/acl.hpp"
 #include "auth/password_checker.hpp"
 #include "broker/ack_gate.hpp"
 #include "broker/fifo.hpp"
@@ -59,7 +60,9 @@ public:
     static constexpr std::size_t alias_bytes_bound = 64 * 1024;
 
     // `owner` is the connection, as the session sees it (woken, told of a takeover).
-    connection_rules(broker& b, std::weak_ptr<session_owner> owner, clock::time_point now);
+    // `address`: the client's IP address, for the ACL's ipaddr rules.
+    connection_rules(broker& b, std::weak_ptr<session_owner> owner, clock::time_point now,
+                     std::string address = {});
     connection_rules(const connection_rules&) = delete;
     connection_rules& operator=(const connection_rules&) = delete;
 
@@ -113,7 +116,7 @@ private:
     void on_pubrec(const mqtt::pubrec& a, clock::time_point now);
     void on_pubrel(const mqtt::pubrel& a, clock::time_point now);
     void on_pubcomp(const mqtt::pubcomp& a, clock::time_point now);
-    void on_subscribe(const mqtt::subscribe& s);
+    void on_subscribe(const mqtt::subscribe& s, clock::time_point now);
     void on_unsubscribe(const mqtt::unsubscribe& u);
     void on_disconnect(const mqtt::disconnect& d, clock::time_point now);
     // The keep-alive to watch for a client that asked for `asked`, and what a 5.0 client
@@ -128,6 +131,8 @@ private:
     // The rest of CONNECT, once the client is authenticated.
     void accept_connect(mqtt::connect& c, clock::time_point now);
     void refuse_connect(mqtt::reason_code rc, clock::time_point now);
+    // The ACL's answer for this client (acl_file, then acl_nomatch).
+    bool permitted(auth::access a, std::string_view topic) const;
     // Inbound topic alias [MQTT-3.3.2.3.4]: resolves or records it; false when the
     // connection was closed for it.
     bool resolve_alias(mqtt::publish& p, clock::time_point now);

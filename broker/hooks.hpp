@@ -27,6 +27,7 @@ struct client_info {
     // When this connection's CONNECT was accepted: tells a late client.disconnected of a
     // taken-over connection from the current connection's events.
     std::chrono::system_clock::time_point connected_at{};
+    std::string address;  // the client's IP address (empty for the broker's own)
 };
 
 struct subscription_event {

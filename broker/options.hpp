@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "auth/acl.hpp"
 #include "auth/password_hash.hpp"
 
 namespace mqttd {
@@ -53,6 +54,10 @@ struct broker_options {
     bool allow_anonymous = true;
     // user name -> stored password (auth.password_file)
     std::unordered_map<std::string, std::shared_ptr<const auth::password_hash>> passwords;
+    // acl_file's rules, tried in order; none: every client may do everything.
+    std::shared_ptr<const std::vector<auth::acl_rule>> acl;
+    bool acl_nomatch_allow = true;
+    bool acl_deny_disconnect = false;
     std::chrono::seconds sys_interval{60};  // 0: no $SYS topics
     std::chrono::seconds connect_timeout{10};
 };

@@ -37,6 +37,11 @@ public:
         socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
         socket_.close(ignored);
     }
+    std::string peer_address() const override {
+        boost::system::error_code ec;
+        const auto at = socket_.remote_endpoint(ec);
+        return ec ? std::string() : at.address().to_string();
+    }
 
 private:
     tcp_socket socket_;

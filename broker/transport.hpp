@@ -12,6 +12,7 @@
 #include <boost/system/error_code.hpp>
 #include <cstddef>
 #include <memory>
+#include <string>
 
 namespace mqttd {
 
@@ -39,6 +40,8 @@ public:
     virtual void shutdown_send() = 0;
     // Ends the connection at once; pending operations complete with an error.
     virtual void close() = 0;
+    // The client's IP address as text (empty when the socket no longer knows it).
+    virtual std::string peer_address() const = 0;
 };
 
 // A socket bound to its io_context's own executor type rather than any_io_executor: the

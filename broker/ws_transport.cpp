@@ -41,6 +41,12 @@ public:
 
     asio::any_io_executor executor() override { return ws_.get_executor(); }
 
+    std::string peer_address() const override {
+        boost::system::error_code ec;
+        const auto at = ws_.next_layer().socket().remote_endpoint(ec);
+        return ec ? std::string() : at.address().to_string();
+    }
+
     // Beast reads frames into its own buffer: readiness here means frame bytes arrived.
     void async_wait_readable(std::shared_ptr<transport_events> to) override {
         if (!received_.empty()) {

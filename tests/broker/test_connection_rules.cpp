@@ -502,3 +502,108 @@ TEST_CASE("rules: a wrong password is CONNACK 4 (3.1.1) or 0x86 (5.0), a second 
     CHECK(std::get<mqtt::connack>(got[0]).reason == 4);
     CHECK(stranger.owner->wakes == 0);
 }
+
+namespace {
+
+mqttd::broker_options with_acl(const char* text, bool disconnect = false) {
+    auto o = quiet_options();
+    auto rules = std::make_shared<std::vector<auth::acl_rule>>();
+    // deny subscribe "secret/#" and publish "secret/#"; allow all else (acl_nomatch allow)
+    auth::acl_rule deny;
+    deny.allow = false;
+    deny.what = auth::access::pubsub;
+    deny.topics = {{text}};
+    rules->push_back(deny);
+    o.acl = std::move(rules);
+    o.acl_deny_disconnect = disconnect;
+    return o;
+}
+
+mqtt::subscribe subscribe_to(std::initializer_list<const char*> filters) {
+    mqtt::subscribe s;
+    s.packet_id = 7;
+    for (const char* f : filters) s.subscriptions.push_back({f, {mqtt::qos::at_least_once}});
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("rules: ACL: a refused subscription is 0x87 (5.0) or 0x80 (3.1.1); the others are granted") {
+    mqttd::broker b(with_acl("secret/#"));
+    client v5(b);
+    v5.connect5("acl-sub-5");
+    v5.in(subscribe_to({"open/#", "secret/a", "$share/g/secret/#"}));
+    auto got = v5.out();
+    REQUIRE(got.size() == 1);
+    CHECK(std::get<mqtt::suback>(got[0]).reasons == std::vector<std::uint8_t>{1, 0x87, 0x87});
+    CHECK(b.subscriptions().size() == 1);
+
+    client v311(b);
+    v311.connect(mqtt::protocol_version::v311, "acl-sub-4");
+    v311.in(subscribe_to({"secret/a"}));
+    got = v311.out();
+    REQUIRE(got.size() == 1);
+    CHECK(std::get<mqtt::suback>(got[0]).reasons == std::vector<std::uint8_t>{0x80});
+}
+
+TEST_CASE("rules: ACL: a refused PUBLISH is not routed: PUBACK 0x87 (5.0), acknowledged and dropped (3.1.1)") {
+    mqttd::broker b(with_acl("secret/#"));
+    client sub(b);
+    sub.connect5("acl-watch");
+    sub.in(subscribe_to({"#"}));
+    sub.out();
+    client v5(b);
+    v5.connect5("acl-pub-5");
+    v5.in(publish("secret/x", mqtt::qos::at_least_once, 1));
+    auto got = v5.out();
+    REQUIRE(got.size() == 1);
+    CHECK(std::get<mqtt::puback>(got[0]).reason == reason_code::not_authorized);
+    client v311(b);
+    v311.connect(mqtt::protocol_version::v311, "acl-pub-4");
+    v311.in(publish("secret/x", mqtt::qos::exactly_once, 2));
+    got = v311.out();
+    REQUIRE(got.size() == 1);
+    CHECK(std::holds_alternative<mqtt::pubrec>(got[0]));
+    v311.in(mqtt::pubrel{{2}});
+    got = v311.out();
+    REQUIRE(got.size() == 1);
+    CHECK(std::holds_alternative<mqtt::pubcomp>(got[0]));
+    v5.in(publish("open/x", mqtt::qos::at_most_once, 0));
+    sub.rules.woken(sub.t);  // what the session queued for it
+    got = sub.out();
+    REQUIRE(got.size() == 1);  // only the permitted one
+    CHECK(std::get<mqtt::publish>(got[0]).topic == "open/x");
+}
+
+TEST_CASE("rules: ACL: acl_deny_action = disconnect closes with 0x87; a refused will is dropped") {
+    mqttd::broker b(with_acl("secret/#", true));
+    client c(b);
+    c.connect5("acl-disconnect");
+    c.in(publish("secret/x", mqtt::qos::at_least_once, 1));
+    CHECK(client::disconnect_reason(c.out()) == reason_code::not_authorized);
+    CHECK(c.rules.state() == phase::closing);
+
+    mqttd::broker quiet(with_acl("secret/#"));
+    client watcher(quiet);
+    watcher.connect5("acl-will-watch");
+    watcher.in(subscribe_to({"#"}));
+    watcher.out();
+    for (const char* topic : {"secret/will", "open/will"}) {
+        client w(quiet);
+        mqtt::connect cn;
+        cn.version = mqtt::protocol_version::v311;
+        cn.client_id = std::string("acl-will-") + topic;
+        mqtt::will_message will;
+        will.topic = topic;
+        will.payload = mqtt::shared_payload(std::string_view("gone"));
+        cn.will = std::move(will);
+        w.reader.set_version(mqtt::protocol_version::v311);
+        w.in(cn);
+        w.out();
+        w.rules.input_ended();  // the network went away: the will is due
+    }
+    watcher.rules.woken(watcher.t);
+    const auto got = watcher.out();
+    REQUIRE(got.size() == 1);
+    CHECK(std::get<mqtt::publish>(got[0]).topic == "open/will");
+}
