@@ -197,6 +197,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     o.max_awaiting_rel = 4;
     o.max_topic_levels = 3;
     o.max_keepalive = 100;
+    // An ACL that refuses some of the topics and filters below.
+    auto acl = std::make_shared<std::vector<auth::acl_rule>>(2);
+    (*acl)[0].what = auth::access::publish;
+    (*acl)[0].topics = {{"t/1"}, {"s/%c"}};
+    (*acl)[1].what = auth::access::subscribe;
+    (*acl)[1].topics = {{"#", true}};
+    o.acl = std::move(acl);
     mqttd::broker b(o);
     std::vector<mqttd::publish_hold> holds;
     bool holding = false;
