@@ -353,7 +353,9 @@ void connection_rules::on_connect(mqtt::connect& c, clock::time_point now) {
                                                                    if (auto o = owner.lock()) o->wake();
                                                                });
             connect_waiting_ = std::make_unique<mqtt::connect>(std::move(c));
-            if (password_check_->value != auth::password_checker::verdict::pending) password_checked(now);
+            // The verdict comes through woken(), even when the check is already done;
+            // only "busy" is known at once (no wake-up follows it).
+            if (password_check_->value == auth::password_checker::verdict::busy) password_checked(now);
             return;
         }
     }
