@@ -45,6 +45,24 @@ SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtim
                       "ThreadSanitizer", "UndefinedBehaviorSanitizer")
 
 
+def rss_kib(pid: int) -> int:
+    """A process's resident memory, KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def start_error(tmp_path: Path, lines: list[str]) -> subprocess.CompletedProcess:
+    """Runs mqttd on a config of `lines` that must fail at start-up: exit code 2."""
+    conf = tmp_path / "bad.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    cp = subprocess.run([_broker_binary("mqttd"), "-c", str(conf)], capture_output=True, text=True, timeout=10)
+    assert cp.returncode == 2, f"exit {cp.returncode}\n{cp.stdout}{cp.stderr}"
+    return cp
+
+
 def missing(what: str) -> None:
     """A needed tool is absent: fail in CI, skip elsewhere."""
     if IN_CI:

@@ -2,13 +2,10 @@
 SUBACK 0x80 (3.1.1) or 0x87 (5.0), PUBLISH refused with PUBACK 0x87 (5.0) or acknowledged
 and dropped (3.1.1), %u and %c, {eq, "#"}, acl_nomatch and acl_deny_action."""
 
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
 
 import mqtt_raw as raw_mqtt
+from conftest import start_error
 from mqtt_raw import DISCONNECT, PUBACK, SUBACK
 
 pytestmark = pytest.mark.mqttd_only
@@ -105,11 +102,7 @@ def test_acl_deny_action_disconnect_closes_the_connection(start_broker, tmp_path
 
 
 def test_a_malformed_rule_is_a_startup_error_naming_its_line(tmp_path):
-    binary = os.environ.get("MQTTD_BIN") or str(Path(__file__).resolve().parents[2] / "build" / "mqttd")
     acl = tmp_path / "acl.conf"
     acl.write_text('{allow, all}.\n%% a comment\n{allow, {user, "u"}, read, ["t"]}.\n')
-    conf = tmp_path / "bad.conf"
-    conf.write_text(f"listener.tcp.external = 127.0.0.1:18997\nacl_file = {acl}\n")
-    cp = subprocess.run([binary, "-c", str(conf)], capture_output=True, text=True, timeout=10)
-    assert cp.returncode == 2, f"exit {cp.returncode}\n{cp.stdout}{cp.stderr}"
+    cp = start_error(tmp_path, ["listener.tcp.external = 127.0.0.1:18997", f"acl_file = {acl}"])
     assert f"{acl}:3: access is subscribe, publish or pubsub" in cp.stderr, cp.stderr

@@ -11,17 +11,21 @@ import time
 import pytest
 
 import mqtt_raw as raw_mqtt
+from conftest import rss_kib
 from mqtt_raw import CONNACK, DISCONNECT, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL
 
 pytestmark = pytest.mark.mqttd_only
 
 
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+def read_until_closed(s: socket.socket) -> bytes:
+    """What arrives until the broker closes (FIN or reset)."""
+    data = b""
+    try:
+        while chunk := s.recv(4096):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
 
 
 def wire_size(p: raw_mqtt.Packet) -> int:
@@ -190,15 +194,8 @@ def test_a_refusing_connack_is_readable_though_the_client_sends_more(broker):
     # Protocol level 9: refused with return code 1, and 256 KiB more behind it.
     s.sendall(raw_mqtt.connect("edge-refused", level=9) + raw_mqtt.pingreq() * (128 * 1024))
     time.sleep(0.3)  # let the reset (if there is one) arrive before the client reads
-    data = b""
     try:
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    except ConnectionResetError:
-        pass
+        data = read_until_closed(s)
     finally:
         s.close()
     assert data[:4] == b"\x20\x02\x00\x01", data[:16]
@@ -223,15 +220,7 @@ def test_a_disconnect_is_readable_while_the_client_keeps_sending(broker):
 
     sender = threading.Thread(target=keep_sending)
     sender.start()
-    data = b""
-    try:
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    except ConnectionResetError:
-        pass
+    data = read_until_closed(s)
     sender.join(10)
     s.close()
     assert data[:1] == bytes([DISCONNECT << 4]) and data[2] in (0x81, 0x82), data[:16]

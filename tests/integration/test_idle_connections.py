@@ -9,16 +9,9 @@ import time
 import pytest
 
 import mqtt_raw as raw_mqtt
+from conftest import rss_kib
 
 CONNECTIONS = 10_000
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import time
 import pytest
 
 import mqtt_raw as raw_mqtt
+from conftest import rss_kib
 
 pytestmark = [pytest.mark.mqttd_only, pytest.mark.slow]
 
@@ -20,14 +21,6 @@ KEEPALIVE = 5      # 5 x 0.75 x 2 = 7.5 s, so the 10 s floor applies
 STALL_LIMIT = 10.0
 CLOSE_GRACE = 5.0  # what a closing connection may take to flush before it ends anyway
 MIB = 1024 * 1024
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def flooder(broker, client_id: str) -> socket.socket:

@@ -2,7 +2,6 @@
 SHA512) and $6$ (SHA-512), htpasswd -B's bcrypt, and $plain$-marked plaintext. Passwords
 are checked off the I/O threads: other clients are served while bcrypt runs."""
 
-import os
 import shutil
 import subprocess
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import mqtt_raw as raw_mqtt
-from conftest import missing
+from conftest import missing, start_error
 
 pytestmark = pytest.mark.mqttd_only
 
@@ -111,13 +110,9 @@ def test_clients_are_served_while_slow_hashes_are_checked(start_broker, tmp_path
 
 
 def test_an_unmarked_plaintext_line_is_a_startup_error(tmp_path):
-    binary = os.environ.get("MQTTD_BIN") or str(Path(__file__).resolve().parents[2] / "build" / "mqttd")
     pw = tmp_path / "passwd"
     pw.write_text("# users\nalice:$plain$wonderland\nbob:builder\n")
-    conf = tmp_path / "bad.conf"
-    conf.write_text(f"listener.tcp.external = 127.0.0.1:18998\nauth.password_file = {pw}\n")
-    cp = subprocess.run([binary, "-c", str(conf)], capture_output=True, text=True, timeout=10)
-    assert cp.returncode == 2, f"exit {cp.returncode}\n{cp.stdout}{cp.stderr}"
+    cp = start_error(tmp_path, ["listener.tcp.external = 127.0.0.1:18998", f"auth.password_file = {pw}"])
     assert f"{pw}:3" in cp.stderr and "$plain$" in cp.stderr, cp.stderr
     assert "builder" not in cp.stderr, "a password was written to the log"
 
