@@ -62,11 +62,10 @@ bool who_matches(const who& w, const acl_client& c) {
 
 // A rule's filter against a topic or a subscribed filter, %u and %c filled in where they
 // are a whole level; a placeholder without a value (no user name) matches nothing.
-bool filter_matches(std::string_view rule, const acl_client& c, std::string_view topic) {
+bool filter_matches(std::string_view rule, const acl_client& c, const std::vector<std::string_view>& have) {
     const auto want = levels(rule);
-    const auto have = levels(topic);
     // [MQTT-4.7.2-1]: '#' and '+' at the first level do not match topics starting with '$'.
-    const bool dollar = !topic.empty() && topic.front() == '$';
+    const bool dollar = !have.front().empty() && have.front().front() == '$';
     std::size_t i = 0;
     for (; i < want.size(); ++i) {
         auto w = want[i];
@@ -95,12 +94,13 @@ bool covers(access rule, access asked) {
 }  // namespace
 
 acl_verdict check_acl(const std::vector<acl_rule>& rules, const acl_client& c, access a, std::string_view topic) {
+    const auto have = levels(topic);
     for (const auto& r : rules) {
         if (!r.every_topic) {
             if (!covers(r.what, a) || !who_matches(r.for_whom, c)) continue;
             bool hit = false;
             for (const auto& t : r.topics) {
-                hit = t.literal ? t.text == topic : filter_matches(t.text, c, topic);
+                hit = t.literal ? t.text == topic : filter_matches(t.text, c, have);
                 if (hit) break;
             }
             if (!hit) continue;

@@ -114,10 +114,8 @@ void connection::read_available() {
     std::size_t budget = 4 * max_read_size;
     auto& r = *rules_;
     // Packets that came behind a CONNECT whose password was being checked.
-    if (r.state() == connection_rules::phase::connected && decoder_.buffered()) {
-        take_packets(clock::now());
+    if (r.state() == connection_rules::phase::connected && decoder_.buffered() && take_packets(clock::now()))
         follow_rules();
-    }
     for (;;) {
         if (closed_) return;
         if (r.state() == connection_rules::phase::ended) return end_connection();
@@ -170,18 +168,18 @@ void connection::read_available() {
     }
 }
 
-void connection::take_packets(clock::time_point now) {
+bool connection::take_packets(clock::time_point now) {
     auto& r = *rules_;
-    for (;;) {
+    for (bool took = false;; took = true) {
         std::error_code derr;
         auto p = decoder_.next(derr);
         if (derr) {
             r.decode_error(derr, decoder_.version(), now);
-            return;
+            return true;
         }
-        if (!p) return;
+        if (!p) return took;
         r.packet(*p, now);
-        if (r.state() != connection_rules::phase::connected) return;
+        if (r.state() != connection_rules::phase::connected) return true;
     }
 }
 

@@ -57,8 +57,9 @@ private:
     void on_written(const boost::system::error_code& ec, std::size_t n) override;
 
     void read_available();
-    // Hands what the decoder holds to the rules, while they are connected.
-    void take_packets(clock::time_point now);
+    // Hands what the decoder holds to the rules, while they are connected; false when it
+    // held no whole packet.
+    bool take_packets(clock::time_point now);
     void resume_reading();
     // Reads what is there without using it: a closing connection drains what the client
     // still sends, so that closing the socket does not answer it with a reset.

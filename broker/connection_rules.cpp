@@ -277,11 +277,14 @@ void connection_rules::password_checked(clock::time_point now) {
     if (verdict == v::busy) return refuse_connect(reason_code::server_busy, now);
     if (verdict != v::accepted) {
         log::info("client {}: wrong password for user {}", c->client_id, client_.username);
-        refusal_ = reason_code::bad_user_name_or_password;
-        refuse_at_ = now + refusal_delay;
-        return;
+        return refuse_later(reason_code::bad_user_name_or_password, now);
     }
     accept_connect(*c, now);
+}
+
+void connection_rules::refuse_later(reason_code rc, clock::time_point now) {
+    refusal_ = rc;
+    refuse_at_ = now + refusal_delay;
 }
 
 void connection_rules::refuse_connect(reason_code rc, clock::time_point now) {
@@ -364,9 +367,7 @@ void connection_rules::on_connect(mqtt::connect& c, clock::time_point now) {
     if (!o.allow_anonymous) {
         if (!c.username || o.passwords.empty()) return refuse_connect(reason_code::not_authorized, now);
         // A name the file does not list is answered as a wrong password is, and as late.
-        refusal_ = reason_code::bad_user_name_or_password;
-        refuse_at_ = now + refusal_delay;
-        return;
+        return refuse_later(reason_code::bad_user_name_or_password, now);
     }
     accept_connect(c, now);
 }

@@ -131,6 +131,8 @@ private:
     // The rest of CONNECT, once the client is authenticated.
     void accept_connect(mqtt::connect& c, clock::time_point now);
     void refuse_connect(mqtt::reason_code rc, clock::time_point now);
+    // The same after refusal_delay, on a tick: guessing credentials is slow.
+    void refuse_later(mqtt::reason_code rc, clock::time_point now);
     // The ACL's answer for this client (acl_file, then acl_nomatch).
     bool permitted(auth::access a, std::string_view topic) const;
     // Inbound topic alias [MQTT-3.3.2.3.4]: resolves or records it; false when the
