@@ -102,7 +102,6 @@ private:
     retained_store retained_;
     mqttd::router router_;
     session_registry sessions_;
-    auth::password_checker password_checker_;
 
     std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
     // After contexts_: destroyed first, while their io_contexts still exist.
@@ -114,6 +113,9 @@ private:
     std::atomic<std::uint64_t> msg_counter_{0};
     std::string msgid_prefix_;
     std::vector<std::function<statistics()>> statistics_;
+    // Last: destroyed (its thread joined) first, so that no check's wake-up reaches a
+    // connection or io_context being torn down.
+    auth::password_checker password_checker_;
 };
 
 }  // namespace mqttd

@@ -54,7 +54,7 @@ struct broker_options {
     bool allow_anonymous = true;
     // user name -> stored password (auth.password_file)
     std::unordered_map<std::string, std::shared_ptr<const auth::password_hash>> passwords;
-    // acl_file's rules, tried in order; none: every client may do everything.
+    // acl_file's rules, tried in order; none: acl_nomatch decides alone.
     std::shared_ptr<const std::vector<auth::acl_rule>> acl;
     bool acl_nomatch_allow = true;
     bool acl_deny_disconnect = false;
